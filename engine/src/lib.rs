@@ -1,1 +1,16 @@
-//! placeholder
+//! tessera-engine: GGUF read/write, the llama forward pass over the kernels crate, the
+//! thread pool, llama-bench-style timing and synthetic models. Knows nothing of sweeps,
+//! git or charts.
+
+pub mod bench;
+pub mod context;
+pub mod error;
+pub mod gguf;
+pub mod model;
+pub mod pool;
+pub mod rng;
+pub mod synth;
+
+pub use context::{Context, ContextParams, KvType};
+pub use error::{EngineError, Result};
+pub use model::{Hparams, Model};

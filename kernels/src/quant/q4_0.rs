@@ -17,7 +17,11 @@ const _: () = assert!(std::mem::size_of::<BlockQ4_0>() == 18);
 /// Reference quantization (FACTS.md): the signed value of largest magnitude `max` gives
 /// `d = max / -8`; `q = min(15, trunc(x/d + 8.5))`.
 pub fn quantize_row(src: &[f32], dst: &mut [BlockQ4_0]) {
-    assert_eq!(src.len(), dst.len() * QK, "q4_0 row length must be a multiple of 32");
+    assert_eq!(
+        src.len(),
+        dst.len() * QK,
+        "q4_0 row length must be a multiple of 32"
+    );
     for (x, b) in src.chunks_exact(QK).zip(dst.iter_mut()) {
         *b = quantize_block(x);
     }
@@ -41,11 +45,18 @@ pub fn quantize_block(x: &[f32]) -> BlockQ4_0 {
         let hi = ((x[j + QK / 2] * id + 8.5) as i32).min(15) as u8;
         *q = lo | (hi << 4);
     }
-    BlockQ4_0 { d: f16::from_f32(d), qs }
+    BlockQ4_0 {
+        d: f16::from_f32(d),
+        qs,
+    }
 }
 
 pub fn dequantize_row(src: &[BlockQ4_0], dst: &mut [f32]) {
-    assert_eq!(dst.len(), src.len() * QK, "q4_0 row length must be a multiple of 32");
+    assert_eq!(
+        dst.len(),
+        src.len() * QK,
+        "q4_0 row length must be a multiple of 32"
+    );
     for (b, y) in src.iter().zip(dst.chunks_exact_mut(QK)) {
         let d = b.d.to_f32();
         for (j, &q) in b.qs.iter().enumerate() {
@@ -84,7 +95,9 @@ mod tests {
 
     #[test]
     fn round_trip_error_is_within_one_step() {
-        let x: Vec<f32> = (0..96).map(|i| ((i * 53 % 96) as f32 - 47.0) * 0.021).collect();
+        let x: Vec<f32> = (0..96)
+            .map(|i| ((i * 53 % 96) as f32 - 47.0) * 0.021)
+            .collect();
         let mut b = vec![BlockQ4_0::default(); 3];
         quantize_row(&x, &mut b);
         let mut y = vec![0.0; 96];

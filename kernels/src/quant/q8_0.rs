@@ -18,7 +18,11 @@ const _: () = assert!(std::mem::size_of::<BlockQ8_0>() == 34);
 ///
 /// `src.len()` must equal `dst.len() * 32`.
 pub fn quantize_row(src: &[f32], dst: &mut [BlockQ8_0]) {
-    assert_eq!(src.len(), dst.len() * QK, "q8_0 row length must be a multiple of 32");
+    assert_eq!(
+        src.len(),
+        dst.len() * QK,
+        "q8_0 row length must be a multiple of 32"
+    );
     for (x, b) in src.chunks_exact(QK).zip(dst.iter_mut()) {
         *b = quantize_block(x);
     }
@@ -34,11 +38,18 @@ pub fn quantize_block(x: &[f32]) -> BlockQ8_0 {
         // f32::round rounds half away from zero, as llama.cpp's roundf does.
         *q = (v * id).round() as i8;
     }
-    BlockQ8_0 { d: f16::from_f32(d), qs }
+    BlockQ8_0 {
+        d: f16::from_f32(d),
+        qs,
+    }
 }
 
 pub fn dequantize_row(src: &[BlockQ8_0], dst: &mut [f32]) {
-    assert_eq!(dst.len(), src.len() * QK, "q8_0 row length must be a multiple of 32");
+    assert_eq!(
+        dst.len(),
+        src.len() * QK,
+        "q8_0 row length must be a multiple of 32"
+    );
     for (b, y) in src.iter().zip(dst.chunks_exact_mut(QK)) {
         let d = b.d.to_f32();
         for (o, q) in y.iter_mut().zip(b.qs) {
@@ -53,7 +64,9 @@ mod tests {
 
     #[test]
     fn round_trip_error_is_within_half_a_step() {
-        let x: Vec<f32> = (0..64).map(|i| ((i * 37 % 64) as f32 - 31.5) * 0.013).collect();
+        let x: Vec<f32> = (0..64)
+            .map(|i| ((i * 37 % 64) as f32 - 31.5) * 0.013)
+            .collect();
         let mut b = vec![BlockQ8_0::default(); 2];
         quantize_row(&x, &mut b);
         let mut y = vec![0.0; 64];
@@ -62,7 +75,10 @@ mod tests {
             let d = blk.d.to_f32();
             for (a, c) in xs.iter().zip(ys) {
                 // f16 rounding of d adds at most 127 * d * 2^-11 on top of half a step.
-                assert!((a - c).abs() <= d * 0.5 + d * 127.0 / 2048.0 + 1e-7, "{a} vs {c}");
+                assert!(
+                    (a - c).abs() <= d * 0.5 + d * 127.0 / 2048.0 + 1e-7,
+                    "{a} vs {c}"
+                );
             }
         }
     }

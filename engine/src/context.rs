@@ -1,0 +1,503 @@
+//! An inference context: a KV cache, scratch buffers sized once for the largest micro-batch,
+//! and the llama forward pass. Prompt processing runs `n_ubatch` tokens per matmul (GEMM);
+//! generation runs one token (GEMV). Nothing in `eval` allocates.
+
+use std::fmt;
+use std::str::FromStr;
+
+use half::f16;
+use tessera_kernels::{ActBuf, Acts, Kernels, OutMat, WeightMat};
+
+use crate::error::{EngineError, Result};
+use crate::model::{Model, Weight};
+use crate::pool::{ThreadPool, split_range};
+
+/// Element type of the KV cache (llama-bench's `-ctk`/`-ctv`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KvType {
+    F16,
+    F32,
+}
+
+impl KvType {
+    pub fn name(self) -> &'static str {
+        match self {
+            KvType::F16 => "f16",
+            KvType::F32 => "f32",
+        }
+    }
+}
+
+impl fmt::Display for KvType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for KvType {
+    type Err = EngineError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "f16" => Ok(KvType::F16),
+            "f32" => Ok(KvType::F32),
+            _ => Err(EngineError::KvType(s.to_string())),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ContextParams {
+    /// Positions the KV cache holds.
+    pub n_ctx: usize,
+    /// Most tokens one `eval` call takes (llama.cpp's logical batch).
+    pub n_batch: usize,
+    /// Most tokens per forward pass (llama.cpp's physical micro-batch).
+    pub n_ubatch: usize,
+    pub n_threads: usize,
+    pub type_k: KvType,
+    pub type_v: KvType,
+    /// Compute logits for every token of a call, not only the last.
+    pub logits_all: bool,
+}
+
+impl Default for ContextParams {
+    fn default() -> Self {
+        Self {
+            n_ctx: 512,
+            n_batch: 2048,
+            n_ubatch: 512,
+            n_threads: 1,
+            type_k: KvType::F16,
+            type_v: KvType::F16,
+            logits_all: false,
+        }
+    }
+}
+
+enum KvStore {
+    F16(Vec<f16>),
+    F32(Vec<f32>),
+}
+
+impl KvStore {
+    fn new(ty: KvType, len: usize) -> Self {
+        match ty {
+            KvType::F16 => KvStore::F16(vec![f16::ZERO; len]),
+            KvType::F32 => KvStore::F32(vec![0.0; len]),
+        }
+    }
+
+    fn store(&mut self, at: usize, src: &[f32]) {
+        match self {
+            KvStore::F16(v) => {
+                for (o, x) in v[at..at + src.len()].iter_mut().zip(src) {
+                    *o = f16::from_f32(*x);
+                }
+            }
+            KvStore::F32(v) => v[at..at + src.len()].copy_from_slice(src),
+        }
+    }
+}
+
+struct KvLayer {
+    k: KvStore,
+    v: KvStore,
+}
+
+/// Buffers for one micro-batch of up to `n_ubatch` tokens, token-major.
+struct Scratch {
+    x: Vec<f32>,
+    xn: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    attn: Vec<f32>,
+    proj: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    /// `n_threads` rows of `n_ctx` attention scores.
+    scores: Vec<f32>,
+    act: ActBuf,
+}
+
+pub struct Context<'a> {
+    model: &'a Model,
+    kernels: &'a Kernels,
+    pool: ThreadPool,
+    params: ContextParams,
+    kv: Vec<KvLayer>,
+    n_past: usize,
+    s: Scratch,
+    /// RoPE frequencies `base^(-2i/n_rot)`.
+    theta: Vec<f32>,
+    logits: Vec<f32>,
+    n_logit_rows: usize,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(model: &'a Model, kernels: &'a Kernels, mut params: ContextParams) -> Result<Self> {
+        if params.n_ctx == 0 || params.n_batch == 0 || params.n_ubatch == 0 {
+            return Err(EngineError::Invalid(format!(
+                "context size {}, batch {} and micro-batch {} must be positive",
+                params.n_ctx, params.n_batch, params.n_ubatch
+            )));
+        }
+        params.n_ubatch = params.n_ubatch.min(params.n_batch);
+        params.n_threads = params.n_threads.max(1);
+        let hp = &model.hp;
+        let (e, kv, ff, ub) = (hp.n_embd, hp.n_embd_kv(), hp.n_ff, params.n_ubatch);
+        let kv_len = params.n_ctx.checked_mul(kv).ok_or_else(|| {
+            EngineError::Invalid(format!(
+                "context of {} positions is too large",
+                params.n_ctx
+            ))
+        })?;
+        let kv_layers = (0..hp.n_layer)
+            .map(|_| KvLayer {
+                k: KvStore::new(params.type_k, kv_len),
+                v: KvStore::new(params.type_v, kv_len),
+            })
+            .collect();
+        let s = Scratch {
+            x: vec![0.0; ub * e],
+            xn: vec![0.0; ub * e],
+            q: vec![0.0; ub * e],
+            k: vec![0.0; ub * kv],
+            v: vec![0.0; ub * kv],
+            attn: vec![0.0; ub * e],
+            proj: vec![0.0; ub * e],
+            gate: vec![0.0; ub * ff],
+            up: vec![0.0; ub * ff],
+            scores: vec![0.0; params.n_threads * params.n_ctx],
+            act: ActBuf::with_capacity(ub, e.max(ff)),
+        };
+        let theta = (0..hp.n_rot / 2)
+            .map(|i| (f64::from(hp.rope_freq_base).powf(-2.0 * i as f64 / hp.n_rot as f64)) as f32)
+            .collect();
+        let logit_rows = if params.logits_all { params.n_batch } else { 1 };
+        Ok(Self {
+            model,
+            kernels,
+            pool: ThreadPool::new(params.n_threads),
+            logits: vec![0.0; logit_rows * hp.n_vocab],
+            n_logit_rows: 0,
+            params,
+            kv: kv_layers,
+            n_past: 0,
+            s,
+            theta,
+        })
+    }
+
+    pub fn params(&self) -> &ContextParams {
+        &self.params
+    }
+
+    pub fn n_vocab(&self) -> usize {
+        self.model.hp.n_vocab
+    }
+
+    /// Positions already in the KV cache.
+    pub fn n_past(&self) -> usize {
+        self.n_past
+    }
+
+    /// Empties the KV cache (the next token is at position 0).
+    pub fn clear(&mut self) {
+        self.n_past = 0;
+    }
+
+    /// Runs up to `n_batch` tokens through the model at positions `n_past..`, in micro-batches
+    /// of `n_ubatch`, and returns the logits: of the last token, or of every token of this
+    /// call (`n_tokens * n_vocab`, token-major) when the context has `logits_all`.
+    pub fn eval(&mut self, tokens: &[u32]) -> Result<&[f32]> {
+        let n_vocab = self.model.hp.n_vocab;
+        if tokens.is_empty() {
+            return Err(EngineError::Invalid("eval needs at least one token".into()));
+        }
+        if tokens.len() > self.params.n_batch {
+            return Err(EngineError::Invalid(format!(
+                "{} tokens in one call exceed the batch size {}",
+                tokens.len(),
+                self.params.n_batch
+            )));
+        }
+        // GET_ROWS validation: every id checked before any state changes.
+        if let Some((pos, &t)) = tokens
+            .iter()
+            .enumerate()
+            .find(|&(_, &t)| t as usize >= n_vocab)
+        {
+            return Err(EngineError::TokenOutOfRange {
+                token: i64::from(t),
+                pos: self.n_past + pos,
+                n_vocab,
+            });
+        }
+        let needed = self.n_past + tokens.len();
+        if needed > self.params.n_ctx {
+            return Err(EngineError::ContextFull {
+                needed,
+                n_ctx: self.params.n_ctx,
+            });
+        }
+        let ub = self.params.n_ubatch;
+        let n_chunks = tokens.len().div_ceil(ub);
+        for (c, chunk) in tokens.chunks(ub).enumerate() {
+            let out_rows = if self.params.logits_all {
+                c * ub..c * ub + chunk.len()
+            } else if c + 1 == n_chunks {
+                0..1
+            } else {
+                0..0
+            };
+            self.forward(chunk, out_rows);
+        }
+        self.n_logit_rows = if self.params.logits_all {
+            tokens.len()
+        } else {
+            1
+        };
+        Ok(&self.logits[..self.n_logit_rows * n_vocab])
+    }
+
+    /// One micro-batch; writes logits rows `out_rows` (of the logits buffer) for the last
+    /// `out_rows.len()` tokens of the chunk.
+    fn forward(&mut self, tokens: &[u32], out_rows: std::ops::Range<usize>) {
+        let model = self.model;
+        let k = self.kernels;
+        let ops = k.ops();
+        let hp = &model.hp;
+        let m = tokens.len();
+        let (e, kvw, ff) = (hp.n_embd, hp.n_embd_kv(), hp.n_ff);
+        let (hd, n_head, n_head_kv) = (hp.head_dim(), hp.n_head, hp.n_head_kv);
+        let pos0 = self.n_past;
+        let s = &mut self.s;
+
+        k.note("get_rows", "get_rows_dequant", None);
+        let embd = model.tok_embd.mat();
+        for (i, &t) in tokens.iter().enumerate() {
+            embd.get_row(t as usize, &mut s.x[i * e..(i + 1) * e])
+                .expect("token ids were validated");
+        }
+
+        for (l, layer) in model.layers.iter().enumerate() {
+            // Attention block.
+            k.note("rms_norm", "rms_norm", None);
+            for i in 0..m {
+                (ops.rms_norm)(
+                    &s.x[i * e..(i + 1) * e],
+                    &layer.attn_norm,
+                    hp.rms_eps,
+                    &mut s.xn[i * e..(i + 1) * e],
+                );
+            }
+            let xn = &s.xn[..m * e];
+            matmul_shared(
+                k,
+                &self.pool,
+                &mut s.act,
+                xn,
+                m,
+                &mut [
+                    ("attn_q", &layer.wq, &mut s.q[..m * e]),
+                    ("attn_k", &layer.wk, &mut s.k[..m * kvw]),
+                    ("attn_v", &layer.wv, &mut s.v[..m * kvw]),
+                ],
+            );
+            k.note("rope", "rope_normal", None);
+            for i in 0..m {
+                let pos = pos0 + i;
+                for h in 0..n_head {
+                    (ops.rope_normal)(
+                        &mut s.q[i * e + h * hd..i * e + h * hd + hp.n_rot],
+                        pos,
+                        &self.theta,
+                    );
+                }
+                for h in 0..n_head_kv {
+                    (ops.rope_normal)(
+                        &mut s.k[i * kvw + h * hd..i * kvw + h * hd + hp.n_rot],
+                        pos,
+                        &self.theta,
+                    );
+                }
+            }
+            let cache = &mut self.kv[l];
+            cache.k.store(pos0 * kvw, &s.k[..m * kvw]);
+            cache.v.store(pos0 * kvw, &s.v[..m * kvw]);
+
+            k.note("attention", attn_kernel(cache), None);
+            let scale = 1.0 / (hd as f32).sqrt();
+            let group = n_head / n_head_kv;
+            let n_ctx = self.params.n_ctx;
+            let q = &s.q[..m * e];
+            let attn = OutMat::new(&mut s.attn[..m * e], m, e);
+            let scores = OutMat::new(&mut s.scores, self.params.n_threads, n_ctx);
+            let cache = &self.kv[l];
+            self.pool.run(&|tid, nth| {
+                for job in split_range(m * n_head, nth, tid, 1) {
+                    let (i, h) = (job / n_head, job % n_head);
+                    let n_kv = pos0 + i + 1; // causal: positions 0..=pos
+                    let kvh = h / group;
+                    let qh = &q[i * e + h * hd..i * e + (h + 1) * hd];
+                    // SAFETY: row `tid` of the scores and head `h` of token `i` belong to
+                    // this thread alone (jobs are split disjointly).
+                    let sc = unsafe { scores.segment_mut(tid, 0..n_kv) };
+                    let out = unsafe { attn.segment_mut(i, h * hd..(h + 1) * hd) };
+                    attend(ops, cache, qh, kvh * hd, kvw, hd, scale, sc, out);
+                }
+            });
+            matmul_shared(
+                k,
+                &self.pool,
+                &mut s.act,
+                &s.attn[..m * e],
+                m,
+                &mut [("attn_output", &layer.wo, &mut s.proj[..m * e])],
+            );
+            k.note("add", "add", None);
+            for (x, p) in s.x[..m * e].iter_mut().zip(&s.proj[..m * e]) {
+                *x += p;
+            }
+
+            // Feed-forward block.
+            k.note("rms_norm", "rms_norm", None);
+            for i in 0..m {
+                (ops.rms_norm)(
+                    &s.x[i * e..(i + 1) * e],
+                    &layer.ffn_norm,
+                    hp.rms_eps,
+                    &mut s.xn[i * e..(i + 1) * e],
+                );
+            }
+            matmul_shared(
+                k,
+                &self.pool,
+                &mut s.act,
+                &s.xn[..m * e],
+                m,
+                &mut [
+                    ("ffn_gate", &layer.w_gate, &mut s.gate[..m * ff]),
+                    ("ffn_up", &layer.w_up, &mut s.up[..m * ff]),
+                ],
+            );
+            k.note("swiglu", "swiglu", None);
+            (ops.swiglu)(&mut s.gate[..m * ff], &s.up[..m * ff]);
+            matmul_shared(
+                k,
+                &self.pool,
+                &mut s.act,
+                &s.gate[..m * ff],
+                m,
+                &mut [("ffn_down", &layer.w_down, &mut s.proj[..m * e])],
+            );
+            k.note("add", "add", None);
+            for (x, p) in s.x[..m * e].iter_mut().zip(&s.proj[..m * e]) {
+                *x += p;
+            }
+        }
+        self.n_past += m;
+
+        // Output head for the requested rows (the last tokens of the chunk).
+        let rows = out_rows.len();
+        if rows == 0 {
+            return;
+        }
+        let first = m - rows;
+        k.note("rms_norm", "rms_norm", None);
+        for r in 0..rows {
+            let i = first + r;
+            (ops.rms_norm)(
+                &s.x[i * e..(i + 1) * e],
+                &model.output_norm,
+                hp.rms_eps,
+                &mut s.xn[r * e..(r + 1) * e],
+            );
+        }
+        let nv = hp.n_vocab;
+        matmul_shared(
+            k,
+            &self.pool,
+            &mut s.act,
+            &s.xn[..rows * e],
+            rows,
+            &mut [(
+                "output",
+                model.head(),
+                &mut self.logits[out_rows.start * nv..out_rows.end * nv],
+            )],
+        );
+    }
+}
+
+fn attn_kernel(c: &KvLayer) -> &'static str {
+    match (&c.k, &c.v) {
+        (KvStore::F16(_), KvStore::F16(_)) => "attn_kv_f16",
+        (KvStore::F32(_), KvStore::F32(_)) => "attn_kv_f32",
+        _ => "attn_kv_mixed",
+    }
+}
+
+/// Causal attention of one query head over the cache: `out = softmax(q·K^T * scale) · V`.
+#[allow(clippy::too_many_arguments)]
+fn attend(
+    ops: &tessera_kernels::Ops,
+    cache: &KvLayer,
+    q: &[f32],
+    off: usize,
+    stride: usize,
+    hd: usize,
+    scale: f32,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    for (t, sc) in scores.iter_mut().enumerate() {
+        let at = t * stride + off;
+        *sc = scale
+            * match &cache.k {
+                KvStore::F16(kc) => (ops.dot_f32_f16)(q, &kc[at..at + hd]),
+                KvStore::F32(kc) => (ops.dot_f32)(q, &kc[at..at + hd]),
+            };
+    }
+    (ops.softmax)(scores);
+    out.fill(0.0);
+    for (t, &p) in scores.iter().enumerate() {
+        let at = t * stride + off;
+        match &cache.v {
+            KvStore::F16(vc) => (ops.axpy_f16)(out, p, &vc[at..at + hd]),
+            KvStore::F32(vc) => (ops.axpy_f32)(out, p, &vc[at..at + hd]),
+        }
+    }
+}
+
+/// Multiplies `x` (`m` rows) by each weight, converting the activations once for all
+/// weights that take the same form (Q, K and V share one quantization of `x`).
+fn matmul_shared(
+    kernels: &Kernels,
+    pool: &ThreadPool,
+    act: &mut ActBuf,
+    x: &[f32],
+    m: usize,
+    jobs: &mut [(&'static str, &Weight, &mut [f32])],
+) {
+    let mut converted: Option<tessera_kernels::ActKind> = None;
+    for (op, w, out) in jobs.iter_mut() {
+        let wm: WeightMat = w.mat();
+        let kind = wm.act_kind();
+        if converted != Some(kind) {
+            act.convert(kind, x, wm.k());
+            converted = Some(kind);
+        }
+        let acts: Acts = act.view(kind, x);
+        let kern = kernels.matmul(op, &wm, m);
+        let out = OutMat::new(out, m, wm.n());
+        let align = kern.tile.n;
+        pool.run(&|tid, nth| {
+            let cols = split_range(wm.n(), nth, tid, align);
+            // SAFETY: split_range gives each thread a disjoint column range within n; the
+            // activations were converted to `w.act_kind()` for `m` rows of `k`.
+            unsafe { kern.run(&wm, acts, &out, cols) };
+        });
+    }
+}

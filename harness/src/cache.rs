@@ -1,0 +1,61 @@
+//! The cache directory and the default model: synthesized once on first use, so the main
+//! job needs nothing downloaded.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use tessera_engine::synth::{self, Preset, SynthSpec};
+use tessera_kernels::GgmlType;
+
+/// The built-in default model: the 150m preset in Q4_0, the shape FACTS.md gives llama.cpp
+/// reference numbers for, seed 1.
+pub const DEFAULT_PRESET: Preset = Preset::M150;
+pub const DEFAULT_TYPE: GgmlType = GgmlType::Q4_0;
+pub const DEFAULT_SEED: u64 = 1;
+
+/// `$TESSERA_CACHE`, else `$XDG_CACHE_HOME/tessera`, else `~/.cache/tessera`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("TESSERA_CACHE").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("tessera");
+    }
+    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        Some(h) => PathBuf::from(h).join(".cache").join("tessera"),
+        None => PathBuf::from(".tessera-cache"),
+    }
+}
+
+/// Path of a synthetic model in the cache, written first if it is not there yet.
+pub fn synth_model(preset: Preset, ty: GgmlType, seed: u64) -> Result<PathBuf> {
+    let dir = cache_dir().join("models");
+    let path = dir.join(format!(
+        "synth-{}-{}-seed{seed}.gguf",
+        preset.name(),
+        ty.name()
+    ));
+    if path.exists() {
+        return Ok(path);
+    }
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating cache directory {}", dir.display()))?;
+    eprintln!(
+        "tessera: synthesizing the {} {} model once into {}",
+        preset.name(),
+        ty.name(),
+        path.display()
+    );
+    let spec = SynthSpec {
+        shape: preset.shape(),
+        ty,
+        seed,
+        tie_output: false,
+    };
+    synth::write_model(&path, &spec).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+pub fn default_model() -> Result<PathBuf> {
+    synth_model(DEFAULT_PRESET, DEFAULT_TYPE, DEFAULT_SEED)
+}

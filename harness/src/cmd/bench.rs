@@ -1,0 +1,353 @@
+//! `tessera bench`: llama-bench's flags and semantics on the built-in engine. Comma lists
+//! form a cartesian product; each configuration gets one warm-up and `-r` timed runs; rows
+//! stream out as they finish in md, csv, json or jsonl.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result, bail};
+use tessera_engine::bench::{TestSpec, run_test};
+use tessera_engine::{Context, ContextParams, KvType, Model};
+use tessera_kernels::{IsaRequest, Kernels, TileConfig};
+
+use crate::cli::{default_threads, list_or, parse_list, positive};
+use crate::export::{OutputFormat, exporter};
+use crate::results::{self, BenchRow, KernelUse, Status};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Model file(s) (GGUF); default: the built-in synthetic 150m Q4_0 model.
+    #[arg(short = 'm', long = "model")]
+    pub model: Vec<String>,
+    /// Prompt lengths for pp tests (comma list; 0 disables).
+    #[arg(short = 'p', long = "n-prompt")]
+    pub n_prompt: Vec<String>,
+    /// Generation lengths for tg tests (comma list; 0 disables).
+    #[arg(short = 'n', long = "n-gen")]
+    pub n_gen: Vec<String>,
+    /// Prompt and generation lengths "PP,TG" for a pp+tg test under one timer (repeatable).
+    #[arg(long = "pg")]
+    pub pg: Vec<String>,
+    /// Logical batch sizes (comma list).
+    #[arg(short = 'b', long = "batch-size")]
+    pub batch: Vec<String>,
+    /// Micro-batch sizes (comma list).
+    #[arg(long = "ubatch-size", visible_alias = "ub")]
+    pub ubatch: Vec<String>,
+    /// Timed repetitions per test.
+    #[arg(short = 'r', long = "repetitions", default_value_t = 5)]
+    pub reps: usize,
+    /// Thread counts (comma list); default: physical cores.
+    #[arg(short = 't', long = "threads")]
+    pub threads: Vec<String>,
+    /// KV cache K types (comma list of f16, f32).
+    #[arg(long = "cache-type-k", visible_alias = "ctk")]
+    pub ctk: Vec<String>,
+    /// KV cache V types (comma list of f16, f32).
+    #[arg(long = "cache-type-v", visible_alias = "ctv")]
+    pub ctv: Vec<String>,
+    /// Kernel ISA: auto or a name (see `tessera kernels --list` once it exists).
+    #[arg(long = "isa", default_value = "auto")]
+    pub isa: String,
+    /// Matmul tile MxNxK; default: the ISA's default.
+    #[arg(long = "tile")]
+    pub tile: Option<String>,
+    /// Output format: md, csv, json, jsonl.
+    #[arg(short = 'o', long = "output", default_value = "md")]
+    pub output: String,
+    /// Seed of the random prompt and generation tokens.
+    #[arg(long = "seed", default_value_t = 42)]
+    pub seed: u64,
+}
+
+/// Flags resolved and validated together, before anything runs.
+#[derive(Debug)]
+pub struct Config {
+    pub models: Vec<PathBuf>,
+    pub tests: Vec<TestSpec>,
+    pub batch: Vec<usize>,
+    pub ubatch: Vec<usize>,
+    pub threads: Vec<usize>,
+    pub ctk: Vec<KvType>,
+    pub ctv: Vec<KvType>,
+    pub reps: usize,
+    pub isa: IsaRequest,
+    pub tile: Option<TileConfig>,
+    pub output: OutputFormat,
+    pub seed: u64,
+}
+
+// llama-bench's defaults.
+const DEFAULT_BATCH: usize = 2048;
+const DEFAULT_UBATCH: usize = 512;
+
+impl Config {
+    pub fn from_args(a: &Args) -> Result<Self> {
+        // Cheap checks first: a bad flag must not cost a model synthesis.
+        let output: OutputFormat = a.output.parse().map_err(|e| anyhow::anyhow!("-o: {e}"))?;
+        let isa: IsaRequest = a.isa.parse().map_err(|e| anyhow::anyhow!("--isa: {e}"))?;
+        let tile = match &a.tile {
+            Some(t) => Some(
+                t.parse::<TileConfig>()
+                    .map_err(|e| anyhow::anyhow!("--tile: {e}"))?,
+            ),
+            None => None,
+        };
+        // The ISA and tile are checked against this CPU before any work.
+        Kernels::new(isa, tile).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if a.reps == 0 {
+            bail!("-r: 0 repetitions is not valid; give at least 1");
+        }
+        let n_prompt: Vec<usize> = list_or("-p", &a.n_prompt, &[512])?;
+        let n_gen: Vec<usize> = list_or("-n", &a.n_gen, &[128])?;
+        let mut tests = Vec::new();
+        tests.extend(n_prompt.iter().filter(|&&p| p > 0).map(|&p| TestSpec {
+            n_prompt: p,
+            n_gen: 0,
+        }));
+        tests.extend(n_gen.iter().filter(|&&g| g > 0).map(|&g| TestSpec {
+            n_prompt: 0,
+            n_gen: g,
+        }));
+        for pg in &a.pg {
+            let v: Vec<usize> = parse_list("-pg", pg)?;
+            match v[..] {
+                [p, g] if p > 0 || g > 0 => tests.push(TestSpec {
+                    n_prompt: p,
+                    n_gen: g,
+                }),
+                _ => bail!("-pg: '{pg}' is not valid; give two numbers PP,TG such as 512,128"),
+            }
+        }
+        if tests.is_empty() {
+            bail!("no tests: -p, -n and -pg are all empty or 0");
+        }
+        let batch = list_or("-b", &a.batch, &[DEFAULT_BATCH])?;
+        let ubatch = list_or("-ub", &a.ubatch, &[DEFAULT_UBATCH])?;
+        let threads = list_or("-t", &a.threads, &[default_threads()])?;
+        for &v in &batch {
+            positive("-b", v)?;
+        }
+        for &v in &ubatch {
+            positive("-ub", v)?;
+        }
+        for &v in &threads {
+            positive("-t", v)?;
+            if v > 1024 {
+                bail!("-t: {v} threads is not valid; give at most 1024");
+            }
+        }
+        let ctk = list_or("-ctk", &a.ctk, &[KvType::F16])?;
+        let ctv = list_or("-ctv", &a.ctv, &[KvType::F16])?;
+        let models = if a.model.is_empty() {
+            vec![crate::cache::default_model()?]
+        } else {
+            let mut v = Vec::new();
+            for m in &a.model {
+                for p in m.split(',') {
+                    let p = PathBuf::from(p);
+                    if !p.is_file() {
+                        bail!("-m: model file '{}' does not exist", p.display());
+                    }
+                    v.push(p);
+                }
+            }
+            v
+        };
+        Ok(Self {
+            models,
+            tests,
+            batch,
+            ubatch,
+            threads,
+            ctk,
+            ctv,
+            reps: a.reps,
+            isa,
+            tile,
+            output,
+            seed: a.seed,
+        })
+    }
+
+    /// Columns beyond llama-bench's fixed set: those that vary or differ from its defaults.
+    fn extra_columns(&self) -> Vec<&'static str> {
+        let mut cols = Vec::new();
+        if self.batch != [DEFAULT_BATCH] {
+            cols.push("n_batch");
+        }
+        if self.ubatch != [DEFAULT_UBATCH] {
+            cols.push("n_ubatch");
+        }
+        if self.ctk != [KvType::F16] {
+            cols.push("type_k");
+        }
+        if self.ctv != [KvType::F16] {
+            cols.push("type_v");
+        }
+        cols
+    }
+}
+
+/// Runs every configuration; returns whether all succeeded.
+pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<bool> {
+    let mut exp = exporter(cfg.output, &cfg.extra_columns());
+    exp.begin(out)?;
+    let mut models: HashMap<&PathBuf, Model> = HashMap::new();
+    let cpu_info = cpu_info();
+    let mut all_ok = true;
+    for path in &cfg.models {
+        if !models.contains_key(path) {
+            let m = Model::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+            models.insert(path, m);
+        }
+        let model = &models[path];
+        for &n_batch in &cfg.batch {
+            for &n_ubatch in &cfg.ubatch {
+                for &type_k in &cfg.ctk {
+                    for &type_v in &cfg.ctv {
+                        for &n_threads in &cfg.threads {
+                            for &test in &cfg.tests {
+                                let point = Point {
+                                    n_batch,
+                                    n_ubatch,
+                                    type_k,
+                                    type_v,
+                                    n_threads,
+                                    test,
+                                };
+                                let row = measure(cfg, path, model, &point, &cpu_info);
+                                all_ok &= row.status == Status::Ok;
+                                exp.row(out, &row)?;
+                                out.flush()?;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    exp.end(out)?;
+    out.flush()?;
+    Ok(all_ok)
+}
+
+struct Point {
+    n_batch: usize,
+    n_ubatch: usize,
+    type_k: KvType,
+    type_v: KvType,
+    n_threads: usize,
+    test: TestSpec,
+}
+
+fn measure(
+    cfg: &Config,
+    path: &std::path::Path,
+    model: &Model,
+    p: &Point,
+    cpu_info: &str,
+) -> BenchRow {
+    let kernels = Kernels::new(cfg.isa, cfg.tile).expect("validated in Config::from_args");
+    let (commit, dirty, number) = results::build_info();
+    let mut row = BenchRow {
+        build_commit: commit.to_string(),
+        build_number: number,
+        cpu_info: cpu_info.to_string(),
+        gpu_info: String::new(),
+        backends: "CPU".to_string(),
+        model_filename: path.display().to_string(),
+        model_type: model.type_name(),
+        model_size: model.size_bytes,
+        model_n_params: model.n_params,
+        n_batch: p.n_batch as u32,
+        n_ubatch: p.n_ubatch as u32,
+        n_threads: p.n_threads as u32,
+        type_k: p.type_k.name().to_string(),
+        type_v: p.type_v.name().to_string(),
+        n_gpu_layers: 0,
+        n_prompt: p.test.n_prompt as u32,
+        n_gen: p.test.n_gen as u32,
+        n_depth: 0,
+        test: results::test_name(p.test.n_prompt as u32, p.test.n_gen as u32, 0),
+        test_time: crate::timefmt::rfc3339(std::time::SystemTime::now()),
+        avg_ns: 0,
+        stddev_ns: 0,
+        avg_ts: 0.0,
+        stddev_ts: 0.0,
+        samples_ns: Vec::new(),
+        samples_ts: Vec::new(),
+        schema_version: results::SCHEMA_VERSION,
+        engine: "builtin".to_string(),
+        build_dirty: dirty,
+        build_features: Vec::new(),
+        isa: kernels.isa().name().to_string(),
+        isa_requested: cfg.isa.to_string(),
+        tile: kernels.tile().to_string(),
+        kernels_used: Vec::new(),
+        status: Status::Ok,
+        fault: None,
+        error: None,
+    };
+    let params = ContextParams {
+        n_ctx: p.test.n_tokens(),
+        n_batch: p.n_batch,
+        n_ubatch: p.n_ubatch,
+        n_threads: p.n_threads,
+        type_k: p.type_k,
+        type_v: p.type_v,
+        logits_all: false,
+    };
+    let result = Context::new(model, &kernels, params)
+        .and_then(|mut ctx| run_test(&mut ctx, p.test, cfg.reps, cfg.seed));
+    match result {
+        Ok(samples) => {
+            let s = results::summarize(&samples, p.test.n_tokens() as u64);
+            (
+                row.avg_ns,
+                row.stddev_ns,
+                row.avg_ts,
+                row.stddev_ts,
+                row.samples_ts,
+            ) = s;
+            row.samples_ns = samples;
+        }
+        Err(e) => {
+            row.status = Status::Error;
+            row.error = Some(e.to_string());
+        }
+    }
+    row.kernels_used = kernels
+        .record()
+        .into_iter()
+        .map(|u| KernelUse {
+            op: u.op.to_string(),
+            isa: u.isa.name().to_string(),
+            kernel: u.kernel.to_string(),
+            tile: u.tile.map(|t| t.to_string()).unwrap_or_default(),
+            calls: u.calls,
+        })
+        .collect();
+    row
+}
+
+/// The CPU's model name from /proc/cpuinfo, as llama-bench's `cpu_info`.
+pub fn cpu_info() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+pub fn run_cli(a: &Args) -> Result<bool> {
+    let cfg = Config::from_args(a)?;
+    let stdout = std::io::stdout();
+    let mut lock = stdout.lock();
+    run(&cfg, &mut lock).context("writing results")
+}

@@ -1,0 +1,178 @@
+//! Every ISA this machine has, with every valid tile, against the scalar reference dot
+//! products, for every format and for ragged shapes. ISAs the CPU lacks are printed by name.
+
+use half::f16;
+use tessera_kernels::cpu::scalar;
+use tessera_kernels::quant::{BlockQ4_0, BlockQ8_0, q4_0, q8_0};
+use tessera_kernels::{ActBuf, Isa, IsaRequest, Kernels, OutMat, WeightData, WeightMat};
+
+/// A small deterministic generator (tests only).
+struct Lcg(u64);
+impl Lcg {
+    fn f32(&mut self) -> f32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.f32()).collect()
+    }
+}
+
+enum Owned {
+    F32(Vec<f32>),
+    F16(Vec<f16>),
+    Q8(Vec<BlockQ8_0>),
+    Q4(Vec<BlockQ4_0>),
+}
+
+fn make(kind: &str, w: &[f32]) -> Owned {
+    match kind {
+        "f32" => Owned::F32(w.to_vec()),
+        "f16" => Owned::F16(w.iter().map(|&v| f16::from_f32(v)).collect()),
+        "q8_0" => {
+            let mut b = vec![BlockQ8_0::default(); w.len() / 32];
+            q8_0::quantize_row(w, &mut b);
+            Owned::Q8(b)
+        }
+        _ => {
+            let mut b = vec![BlockQ4_0::default(); w.len() / 32];
+            q4_0::quantize_row(w, &mut b);
+            Owned::Q4(b)
+        }
+    }
+}
+
+fn view(o: &Owned) -> WeightData<'_> {
+    match o {
+        Owned::F32(v) => WeightData::F32(v),
+        Owned::F16(v) => WeightData::F16(v),
+        Owned::Q8(v) => WeightData::Q8_0(v),
+        Owned::Q4(v) => WeightData::Q4_0(v),
+    }
+}
+
+/// The reference: one scalar dot product per output, whole rows, no tiling.
+fn reference(w: &WeightMat, x: &[f32], m: usize) -> Vec<f32> {
+    let (n, k) = (w.n(), w.k());
+    let mut buf = ActBuf::default();
+    buf.convert(w.act_kind(), x, k);
+    let acts = buf.view(w.act_kind(), x);
+    let mut out = vec![0.0; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            out[i * n + j] = match (w.data(), acts) {
+                (WeightData::F32(d), tessera_kernels::Acts::F32(a)) => {
+                    scalar::dot_f32(&d[j * k..(j + 1) * k], &a[i * k..(i + 1) * k])
+                }
+                (WeightData::F16(d), tessera_kernels::Acts::F16(a)) => {
+                    scalar::dot_f16(&d[j * k..(j + 1) * k], &a[i * k..(i + 1) * k])
+                }
+                (WeightData::Q8_0(d), tessera_kernels::Acts::Q8_0(a)) => {
+                    let b = k / 32;
+                    scalar::dot_q8_0_q8_0(&d[j * b..(j + 1) * b], &a[i * b..(i + 1) * b])
+                }
+                (WeightData::Q4_0(d), tessera_kernels::Acts::Q8_0(a)) => {
+                    let b = k / 32;
+                    scalar::dot_q4_0_q8_0(&d[j * b..(j + 1) * b], &a[i * b..(i + 1) * b])
+                }
+                _ => unreachable!(),
+            };
+        }
+    }
+    out
+}
+
+#[test]
+fn every_isa_and_tile_matches_the_scalar_reference() {
+    let skipped: Vec<_> = Isa::ALL
+        .iter()
+        .filter(|i| !i.is_available())
+        .map(|i| i.name())
+        .collect();
+    if !skipped.is_empty() {
+        eprintln!("skipped ISAs (not on this CPU): {}", skipped.join(", "));
+    }
+    let mut rng = Lcg(12345);
+    // (n rows, k, m tokens): ragged n and m, k of one block up to many.
+    let shapes = [
+        (1, 32, 1),
+        (7, 64, 3),
+        (13, 96, 5),
+        (16, 256, 1),
+        (33, 288, 9),
+        (5, 1056, 2),
+    ];
+    let mut checked = 0;
+    for isa in Isa::available() {
+        for tile in isa.valid_tiles() {
+            let kernels = Kernels::new(IsaRequest::Named(isa), Some(tile)).unwrap();
+            for &(n, k, m) in &shapes {
+                for fmt in ["f32", "f16", "q8_0", "q4_0"] {
+                    let wf = rng.vec(n * k);
+                    let x = rng.vec(m * k);
+                    let owned = make(fmt, &wf);
+                    let w = WeightMat::new(view(&owned), n, k).unwrap();
+                    let want = reference(&w, &x, m);
+                    let mut buf = ActBuf::default();
+                    buf.convert(w.act_kind(), &x, k);
+                    let acts = buf.view(w.act_kind(), &x);
+                    let mut got = vec![f32::NAN; m * n];
+                    let kern = kernels.matmul("test", &w, m);
+                    {
+                        let out = OutMat::new(&mut got, m, n);
+                        // Two column ranges, as two threads would split them.
+                        let mid = n / 2;
+                        // SAFETY: disjoint ranges, run one after the other.
+                        unsafe {
+                            kern.run(&w, acts, &out, 0..mid);
+                            kern.run(&w, acts, &out, mid..n);
+                        }
+                    }
+                    for (idx, (g, r)) in got.iter().zip(&want).enumerate() {
+                        // Tiling over k changes only the order of f32 partial sums.
+                        let tol = 1e-5 * (1.0 + r.abs()) * (k as f32 / 32.0).sqrt();
+                        assert!(
+                            (g - r).abs() <= tol,
+                            "{isa} tile {tile} {fmt} n{n} k{k} m{m} [{idx}]: {g} vs {r}"
+                        );
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 0);
+}
+
+#[test]
+fn quantized_dots_match_dequantized_f64() {
+    let mut rng = Lcg(99);
+    let k = 256;
+    let w = rng.vec(k);
+    let a = rng.vec(k);
+    let mut qa = vec![BlockQ8_0::default(); k / 32];
+    q8_0::quantize_row(&a, &mut qa);
+    let mut adq = vec![0.0; k];
+    q8_0::dequantize_row(&qa, &mut adq);
+    let mut q4 = vec![BlockQ4_0::default(); k / 32];
+    q4_0::quantize_row(&w, &mut q4);
+    let mut q8 = vec![BlockQ8_0::default(); k / 32];
+    q8_0::quantize_row(&w, &mut q8);
+    let mut w4 = vec![0.0; k];
+    q4_0::dequantize_row(&q4, &mut w4);
+    let mut w8 = vec![0.0; k];
+    q8_0::dequantize_row(&q8, &mut w8);
+    let exact = |x: &[f32]| {
+        x.iter()
+            .zip(&adq)
+            .map(|(a, b)| *a as f64 * *b as f64)
+            .sum::<f64>()
+    };
+    let d4 = scalar::dot_q4_0_q8_0(&q4, &qa) as f64;
+    let d8 = scalar::dot_q8_0_q8_0(&q8, &qa) as f64;
+    assert!((d4 - exact(&w4)).abs() < 1e-4, "{d4} vs {}", exact(&w4));
+    assert!((d8 - exact(&w8)).abs() < 1e-4, "{d8} vs {}", exact(&w8));
+}
