@@ -229,12 +229,13 @@ pub fn file_type(ty: GgmlType) -> Option<u32> {
     }
 }
 
-/// Writes the model to `path.tmp`, then renames it to `path`, so an interrupted run never
-/// leaves a partial file under the final name.
+/// Writes the model to `<path>.<pid>.tmp`, then renames it to `path`, so an interrupted
+/// run never leaves a partial file under the final name, and two processes generating the
+/// same model at once (a shared model cache) never write into one temporary file.
 pub fn write_model(path: &Path, spec: &SynthSpec) -> Result<(), SynthError> {
     spec.validate()?;
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
+    tmp.push(format!(".{}.tmp", std::process::id()));
     let tmp = PathBuf::from(tmp);
     let io_err = |p: &Path| {
         let p = p.to_owned();

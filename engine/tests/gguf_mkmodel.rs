@@ -32,7 +32,10 @@ fn python_gguf_available() -> bool {
             .output()
         {
             Ok(out) if out.status.success() => None,
-            Ok(out) => Some(String::from_utf8_lossy(&out.stderr).trim().to_owned()),
+            Ok(out) => {
+                let err = String::from_utf8_lossy(&out.stderr);
+                Some(err.lines().last().unwrap_or("import failed").to_owned())
+            }
             Err(e) => Some(format!("cannot run python3: {e}")),
         }
     };

@@ -59,3 +59,24 @@ pub fn synth_model(preset: Preset, ty: GgmlType, seed: u64) -> Result<PathBuf> {
 pub fn default_model() -> Result<PathBuf> {
     synth_model(DEFAULT_PRESET, DEFAULT_TYPE, DEFAULT_SEED)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synthesizes_once_then_reuses_the_cached_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // SAFETY (of the test): this is the only test in the crate that reads or writes
+        // TESSERA_CACHE.
+        unsafe { std::env::set_var("TESSERA_CACHE", dir.path()) };
+        let p1 = synth_model(Preset::Tiny, GgmlType::Q8_0, 3).unwrap();
+        assert!(p1.starts_with(dir.path()) && p1.is_file());
+        let before = std::fs::metadata(&p1).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let p2 = synth_model(Preset::Tiny, GgmlType::Q8_0, 3).unwrap();
+        assert_eq!(p1, p2);
+        assert_eq!(std::fs::metadata(&p2).unwrap().modified().unwrap(), before);
+        tessera_engine::Model::load(&p2).unwrap();
+    }
+}

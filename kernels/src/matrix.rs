@@ -66,7 +66,7 @@ impl<'a> WeightMat<'a> {
     pub fn new(data: WeightData<'a>, n: usize, k: usize) -> Result<Self, ShapeError> {
         let ty = data.ty();
         let block = ty.block_size();
-        if k % block != 0 {
+        if !k.is_multiple_of(block) {
             return Err(ShapeError::RaggedRow { ty, k, block });
         }
         let expected = n * (k / block);

@@ -47,8 +47,8 @@ pub enum GgufError {
     },
 
     #[error(
-        "implausible GGUF: {what} {count} at offset {offset} needs at least {min_each} bytes \
-         each, more than the {available} bytes left in the file"
+        "implausible GGUF: {what} is {count} at offset {offset}, but at {min_each} or more \
+         bytes each that needs more than the {available} bytes left in the file"
     )]
     CountTooLarge {
         what: String,
@@ -59,7 +59,7 @@ pub enum GgufError {
     },
 
     #[error(
-        "unknown GGUF value type {id} for {what} at offset {offset} (known: {})",
+        "unknown GGUF value type {id} at offset {offset} ({what}); known types: {}",
         known_value_types()
     )]
     UnknownValueType { what: String, offset: u64, id: u32 },

@@ -19,6 +19,12 @@ enum Bytes {
 }
 
 impl Bytes {
+    fn words(bytes: &[u8]) -> Bytes {
+        let mut words = vec![0u64; bytes.len().div_ceil(8)];
+        bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        Bytes::Words(words, bytes.len())
+    }
+
     fn as_slice(&self) -> &[u8] {
         match self {
             Bytes::Mapped(m) => m,
@@ -69,9 +75,7 @@ impl GgufFile {
         let storage = if (bytes.as_ptr() as usize).is_multiple_of(8) {
             Bytes::Owned(bytes)
         } else {
-            let mut words = vec![0u64; bytes.len().div_ceil(8)];
-            bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..bytes.len()].copy_from_slice(&bytes);
-            Bytes::Words(words, bytes.len())
+            Bytes::words(&bytes)
         };
         Self::from_storage(storage, None)
     }
@@ -164,5 +168,39 @@ impl fmt::Debug for GgufFile {
             .field("metadata", &self.metadata.len())
             .field("tensors", &self.tensors.len())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gguf::GgufWriter;
+    use tessera_kernels::GgmlType;
+
+    #[test]
+    fn copied_buffers_read_like_owned_ones() {
+        let mut w = GgufWriter::new(32);
+        w.add_kv("k", Value::U32(1));
+        w.add_tensor("t", &[3], GgmlType::F32);
+        let mut bytes = Vec::new();
+        w.write(&mut bytes, |_, _, buf| {
+            buf.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+            Ok(())
+        })
+        .unwrap();
+        // Odd lengths exercise the partial last word.
+        bytes.push(0);
+        let copied = GgufFile::from_storage(Bytes::words(&bytes), None).unwrap();
+        assert_eq!(copied.file_size(), bytes.len() as u64);
+        let t = copied.tensor("t").unwrap();
+        assert_eq!(copied.tensor_data(t), (1..=12).collect::<Vec<u8>>());
+        assert_eq!(copied.tensor_data(t).as_ptr() as usize % 8, 0);
+
+        // A TensorInfo that does not fit gives an empty slice, not a panic.
+        let stray = TensorInfo {
+            offset: u64::MAX - 4,
+            ..t.clone()
+        };
+        assert!(copied.tensor_data(&stray).is_empty());
     }
 }

@@ -2,6 +2,9 @@
 //! recomputation at every position. It shares nothing with the engine but the GGUF reader:
 //! its own dequantization (from the byte layouts in FACTS.md), norm, RoPE, attention, FFN.
 
+// Plain index loops are the point of a reference written to be read.
+#![allow(clippy::needless_range_loop)]
+
 use tessera_engine::gguf::GgufFile;
 
 fn f16_to_f64(bits: u16) -> f64 {
