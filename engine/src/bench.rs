@@ -25,9 +25,31 @@ impl TestSpec {
 /// Beginning-of-sequence token of the synthetic and llama vocabularies.
 pub const BOS: u32 = 1;
 
+/// Called around each timed repetition (not the warm-up), right inside the timer, so a
+/// measurement such as hardware counters covers exactly what the clock covers.
+pub trait TimedHook {
+    fn start(&mut self) {}
+    fn stop(&mut self) {}
+}
+
+/// The hook that does nothing.
+pub struct NoHook;
+impl TimedHook for NoHook {}
+
 /// Runs `spec` `reps` times after one warm-up and returns each repetition's nanoseconds.
 /// The context must hold `n_prompt + n_gen` positions.
 pub fn run_test(ctx: &mut Context, spec: TestSpec, reps: usize, seed: u64) -> Result<Vec<u64>> {
+    run_test_with_hook(ctx, spec, reps, seed, &mut NoHook)
+}
+
+/// [`run_test`] with `hook.start()` / `hook.stop()` around every timed repetition.
+pub fn run_test_with_hook(
+    ctx: &mut Context,
+    spec: TestSpec,
+    reps: usize,
+    seed: u64,
+    hook: &mut dyn TimedHook,
+) -> Result<Vec<u64>> {
     let mut rng = Rng::new(seed);
     let n_vocab = ctx.n_vocab();
     // Prompt tokens drawn once, outside the timer; llama-bench also draws them before timing.
@@ -56,14 +78,21 @@ pub fn run_test(ctx: &mut Context, spec: TestSpec, reps: usize, seed: u64) -> Re
     let mut samples = Vec::with_capacity(reps);
     for _ in 0..reps {
         ctx.clear();
+        hook.start();
         let t0 = Instant::now();
-        if spec.n_prompt > 0 {
-            prompt_pass(ctx, &prompt)?;
-        }
-        if spec.n_gen > 0 {
-            gen_pass(ctx, &gen_tokens[..spec.n_gen])?;
-        }
-        samples.push(t0.elapsed().as_nanos() as u64);
+        let r = (|| -> Result<()> {
+            if spec.n_prompt > 0 {
+                prompt_pass(ctx, &prompt)?;
+            }
+            if spec.n_gen > 0 {
+                gen_pass(ctx, &gen_tokens[..spec.n_gen])?;
+            }
+            Ok(())
+        })();
+        let dt = t0.elapsed().as_nanos() as u64;
+        hook.stop();
+        r?;
+        samples.push(dt);
     }
     Ok(samples)
 }

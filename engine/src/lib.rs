@@ -2,11 +2,13 @@
 //! thread pool, llama-bench-style timing and synthetic models. Knows nothing of sweeps,
 //! git or charts.
 
+pub mod affinity;
 pub mod bench;
 pub mod context;
 pub mod error;
 pub mod gguf;
 pub mod model;
+pub mod numa;
 pub mod pool;
 pub mod rng;
 pub mod synth;

@@ -2,8 +2,13 @@
 //! (`run`), the shape of work in a forward pass: split a matmul's rows, wait for all.
 //!
 //! The calling thread is worker 0, so `n` threads means `n - 1` spawned ones. Dispatch uses a
-//! generation counter under a mutex with condition variables. Per-token dispatch cost and
-//! pinning are the subject of the kernels issue; this is the correct, simple baseline.
+//! generation counter under a mutex with condition variables. Per-token dispatch cost is
+//! the subject of the kernels issue; this is the correct, simple baseline.
+//!
+//! Pinning: `ThreadPool::with_cpus` puts worker `tid` on `cpus[tid % len]` (the calling
+//! thread on `cpus[0]`). `ThreadPool::new` uses the process-wide plan set by
+//! [`set_default_pinning`], so a command can pin every pool a `Context` creates without the
+//! context knowing about placement.
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -33,12 +38,42 @@ pub struct ThreadPool {
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
     n: usize,
+    cpus: Option<Vec<usize>>,
+}
+
+/// The plan `ThreadPool::new` applies; `None` = no pinning.
+static DEFAULT_PINNING: Mutex<Option<Vec<usize>>> = Mutex::new(None);
+
+/// Sets the CPUs later `ThreadPool::new` calls pin their threads to (`None` = no pinning).
+pub fn set_default_pinning(cpus: Option<Vec<usize>>) {
+    *DEFAULT_PINNING.lock().unwrap_or_else(|e| e.into_inner()) = cpus.filter(|c| !c.is_empty());
+}
+
+/// The plan set by [`set_default_pinning`].
+pub fn default_pinning() -> Option<Vec<usize>> {
+    DEFAULT_PINNING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
 }
 
 impl ThreadPool {
-    /// A pool of `n` threads (the caller included). `n == 0` is treated as 1.
+    /// A pool of `n` threads (the caller included), pinned per [`set_default_pinning`].
+    /// `n == 0` is treated as 1.
     pub fn new(n: usize) -> Self {
+        Self::with_cpus(n, default_pinning())
+    }
+
+    /// A pool of `n` threads; with `Some(cpus)`, thread `tid` (the caller is 0) is pinned to
+    /// `cpus[tid % cpus.len()]`. A CPU that cannot be used leaves that thread unpinned: the
+    /// plan was validated against the online CPUs before, so this only happens when a
+    /// cgroup forbids the CPU, and a measurement still beats an abort.
+    pub fn with_cpus(n: usize, cpus: Option<Vec<usize>>) -> Self {
         let n = n.max(1);
+        let cpus = cpus.filter(|c| !c.is_empty());
+        if let Some(c) = &cpus {
+            let _ = crate::affinity::pin_current_thread(c[0]);
+        }
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 generation: 0,
@@ -53,17 +88,35 @@ impl ThreadPool {
         let workers = (1..n)
             .map(|tid| {
                 let shared = Arc::clone(&shared);
+                let cpu = cpus.as_ref().map(|c| c[tid % c.len()]);
                 std::thread::Builder::new()
                     .name(format!("tessera-worker-{tid}"))
-                    .spawn(move || worker(shared, tid, n))
+                    .spawn(move || {
+                        if let Some(cpu) = cpu {
+                            let _ = crate::affinity::pin_current_thread(cpu);
+                        }
+                        worker(shared, tid, n)
+                    })
                     .expect("spawning a worker thread")
             })
             .collect();
-        Self { shared, workers, n }
+        Self {
+            shared,
+            workers,
+            n,
+            cpus,
+        }
     }
 
     pub fn n_threads(&self) -> usize {
         self.n
+    }
+
+    /// The CPU of each thread (`tid` order), or `None` when unpinned.
+    pub fn pinned_cpus(&self) -> Option<Vec<usize>> {
+        self.cpus
+            .as_ref()
+            .map(|c| (0..self.n).map(|t| c[t % c.len()]).collect())
     }
 
     /// Runs `f(tid, n)` on every thread and returns when all have finished.
@@ -176,6 +229,26 @@ mod tests {
             assert_eq!(hits.load(Ordering::SeqCst), 3);
             assert_eq!(mask.load(Ordering::SeqCst), 0b111);
         }
+    }
+
+    #[test]
+    fn pinned_workers_run_on_their_cpus() {
+        let allowed = crate::affinity::current_affinity();
+        let cpu = allowed[allowed.len() - 1];
+        std::thread::spawn(move || {
+            let pool = ThreadPool::with_cpus(2, Some(vec![cpu]));
+            assert_eq!(pool.pinned_cpus(), Some(vec![cpu, cpu]));
+            let seen = Mutex::new(Vec::new());
+            pool.run(&|_, _| {
+                seen.lock()
+                    .unwrap()
+                    .push(crate::affinity::current_affinity());
+            });
+            assert_eq!(seen.into_inner().unwrap(), [vec![cpu], vec![cpu]]);
+        })
+        .join()
+        .unwrap();
+        assert!(ThreadPool::with_cpus(2, None).pinned_cpus().is_none());
     }
 
     #[test]

@@ -1,8 +1,15 @@
 //! tessera: the harness. CLI commands, results, exporters; never computes a matmul itself.
 
+pub mod bisect;
 pub mod cache;
+pub mod chart;
 pub mod cli;
 pub mod cmd;
+pub mod compare;
+pub mod counters;
 pub mod export;
+pub mod history;
+pub mod probe;
 pub mod results;
+pub mod sweep;
 pub mod timefmt;

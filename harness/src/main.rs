@@ -22,19 +22,43 @@ struct Cli {
 enum Command {
     /// Benchmark the built-in engine with llama-bench's flags and outputs.
     Bench(cmd::bench::Args),
+    /// Git bisection for faults, fixes, perf regressions and output changes; `bisect log`.
+    Bisect(cmd::bisect::Args),
     /// Greedy generation from token ids.
     Generate(cmd::generate::Args),
     /// Model files: `synth`.
     #[command(subcommand)]
     Model(cmd::model::ModelCmd),
+    /// Compare a candidate run with a baseline: table, verdicts, chart.
+    Compare(cmd::compare::Args),
+    /// Write report.md and a self-contained report.html (with charts) for a run.
+    Report(cmd::report::Args),
+    /// The history store: `history add RUN`, `history show` (series, change points, charts).
+    History(cmd::history::Args),
+    /// Named baselines in the history store: `baseline set NAME RUN`, `baseline show`.
+    Baseline(cmd::history::BaselineArgs),
+    /// Run a grid of configurations, each point in its own child process; resumable, shardable.
+    Sweep(cmd::sweep::Args),
+    /// Machine fingerprint, measured memory bandwidth and peak compute rates.
+    Probe(cmd::probe::Args),
+    /// Join the shard directories of one sweep into one run.
+    Merge(cmd::merge::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(tessera::cli::llama_bench_aliases(std::env::args_os()));
     let result = match &cli.command {
         Command::Bench(a) => cmd::bench::run_cli(a),
+        Command::Bisect(a) => cmd::bisect::run_cli(a),
         Command::Generate(a) => cmd::generate::run_cli(a),
         Command::Model(c) => cmd::model::run_cli(c),
+        Command::Compare(a) => cmd::compare::run_cli(a),
+        Command::Report(a) => cmd::report::run_cli(a),
+        Command::History(a) => cmd::history::run_cli(a),
+        Command::Baseline(a) => cmd::history::baseline_cli(a),
+        Command::Sweep(a) => cmd::sweep::run_cli(a),
+        Command::Probe(a) => cmd::probe::run_cli(a),
+        Command::Merge(a) => cmd::merge::run_cli(a),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -7,6 +7,7 @@
 //! ik_llama.cpp add different ones) and fields that some producers omit default, so
 //! a llama-bench row deserializes into [`BenchRow`] as it is.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::BufRead;
 
@@ -57,6 +58,16 @@ pub const FIELDS: &[&str] = &[
     "status",
     "fault",
     "error",
+    "run_id",
+    "point_key",
+    "repeat_index",
+    "fingerprint",
+    "numa",
+    "pin",
+    "cpus",
+    "counters_scope",
+    "counters",
+    "derived",
 ];
 
 /// Fields whose JSON value is a string (or null, for `error`). A flat format such as
@@ -78,6 +89,13 @@ pub const STRING_FIELDS: &[&str] = &[
     "tile",
     "status",
     "error",
+    "run_id",
+    "point_key",
+    "fingerprint",
+    "numa",
+    "pin",
+    "cpus",
+    "counters_scope",
 ];
 
 /// llama-bench's defaults for the columns its markdown table hides unless they vary.
@@ -255,6 +273,64 @@ pub struct BenchRow {
     pub fault: Option<Fault>,
     #[serde(default)]
     pub error: Option<String>,
+
+    // --- sweep, placement and counters (all optional; see results/README.md) ---
+    /// The sweep run this row belongs to; empty outside a sweep.
+    #[serde(default)]
+    pub run_id: String,
+    /// Stable hash of the point's configuration and repeat index; how `--resume` and
+    /// `merge` recognise a finished point.
+    #[serde(default)]
+    pub point_key: String,
+    /// Which repeat of the point (0-based).
+    #[serde(default)]
+    pub repeat_index: u32,
+    /// Machine fingerprint id from `tessera probe`.
+    #[serde(default)]
+    pub fingerprint: String,
+    /// Effective NUMA memory policy, e.g. "none", "interleave:0-1", "bind:0".
+    #[serde(default)]
+    pub numa: String,
+    /// The pinning requested: "none", "compact", "scatter" or a CPU list.
+    #[serde(default)]
+    pub pin: String,
+    /// CPU of each worker thread in thread order ("0,1"); empty when unpinned.
+    #[serde(default)]
+    pub cpus: String,
+    /// What `counters` covered: "timed-region" or "child-process"; empty without counters.
+    #[serde(default)]
+    pub counters_scope: String,
+    /// Counter name → value (null with a reason when the machine lacks the counter).
+    #[serde(default)]
+    pub counters: BTreeMap<String, CounterValue>,
+    /// Derived metrics (IPC, miss rates, GB/s, % of roofline); null when inputs are missing.
+    #[serde(default)]
+    pub derived: BTreeMap<String, Option<f64>>,
+}
+
+/// One counter's reading: a count, or null with the reason it could not be counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CounterValue {
+    pub value: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl CounterValue {
+    pub fn value(v: u64) -> Self {
+        CounterValue {
+            value: Some(v),
+            reason: None,
+        }
+    }
+
+    pub fn missing(reason: String) -> Self {
+        CounterValue {
+            value: None,
+            reason: Some(reason),
+        }
+    }
 }
 
 fn default_schema_version() -> u32 {
@@ -304,6 +380,16 @@ impl Default for BenchRow {
             status: Status::Ok,
             fault: None,
             error: None,
+            run_id: String::new(),
+            point_key: String::new(),
+            repeat_index: 0,
+            fingerprint: String::new(),
+            numa: String::new(),
+            pin: String::new(),
+            cpus: String::new(),
+            counters_scope: String::new(),
+            counters: BTreeMap::new(),
+            derived: BTreeMap::new(),
         }
     }
 }

@@ -28,7 +28,8 @@ fn llama_bench() -> Option<PathBuf> {
 fn synth(dir: &Path, ty: &str, tied: bool) -> PathBuf {
     let out = dir.join(format!("tiny-{ty}-{tied}.gguf"));
     let mut c = Command::cargo_bin("tessera").unwrap();
-    c.args(["model", "synth", "--preset", "tiny", "--type", ty, "-o"]).arg(&out);
+    c.args(["model", "synth", "--preset", "tiny", "--type", ty, "-o"])
+        .arg(&out);
     if tied {
         c.arg("--tied");
     }
@@ -39,11 +40,18 @@ fn synth(dir: &Path, ty: &str, tied: bool) -> PathBuf {
 #[test]
 fn synth_models_load_in_llama_bench() {
     let Some(lb) = llama_bench() else {
-        eprintln!("skipped: no llama-bench (run scripts/build-llama-cpp.sh or set TESSERA_LLAMA_BENCH)");
+        eprintln!(
+            "skipped: no llama-bench (run scripts/build-llama-cpp.sh or set TESSERA_LLAMA_BENCH)"
+        );
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    for (ty, tied) in [("q4_0", false), ("q8_0", true), ("f16", false), ("f32", false)] {
+    for (ty, tied) in [
+        ("q4_0", false),
+        ("q8_0", true),
+        ("f16", false),
+        ("f32", false),
+    ] {
         let model = synth(dir.path(), ty, tied);
         let out = std::process::Command::new(&lb)
             .arg("-m")
@@ -51,7 +59,11 @@ fn synth_models_load_in_llama_bench() {
             .args(["-p", "16", "-n", "4", "-r", "1", "-t", "1", "-o", "json"])
             .output()
             .unwrap();
-        assert!(out.status.success(), "llama-bench failed on {ty}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "llama-bench failed on {ty}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let rows = rows.as_array().unwrap();
         assert_eq!(rows.len(), 2, "{ty}: pp16 and tg4 rows");

@@ -4,34 +4,78 @@
 use std::fmt;
 use std::ops::Range;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use half::f16;
 
-use crate::cpu::scalar;
+use crate::cpu::{amx, scalar};
+#[cfg(target_arch = "x86_64")]
+use crate::cpu::{avx2, avx512};
 use crate::matrix::{Acts, OutMat, WeightMat};
+use crate::quant::BlockQ8_0;
 use crate::tile::TileConfig;
 
 /// An instruction-set family with its own kernel table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Isa {
     Scalar,
+    /// AVX2 + FMA + F16C.
+    Avx2,
+    /// AVX-512 F/BW/VL + VNNI (`vpdpbusd`).
+    Avx512,
+    /// Intel AMX tiles (AMX-TILE + AMX-INT8) for quantized GEMM; GEMV and float matmuls run
+    /// on `avx512`, as llama.cpp does.
+    Amx,
+    /// The AMX algorithm on a software tile unit: runs everywhere, timings are emulated.
+    AmxEmu,
 }
 
 impl Isa {
-    /// Every ISA tessera has kernels for, in order of preference for `auto` (best last).
-    pub const ALL: [Isa; 1] = [Isa::Scalar];
+    /// Every ISA tessera has kernels for.
+    pub const ALL: [Isa; 5] = [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Amx, Isa::AmxEmu];
+
+    /// What `auto` picks from, best first. AMX is never picked automatically: no machine we
+    /// measured on has it, and field reports show AMX builds slower than AVX-512 ones on
+    /// some Xeons, so it must be asked for (`--isa amx`) and measured. `amx-emu` is a test
+    /// vehicle, never a contender.
+    pub const AUTO_ORDER: [Isa; 3] = [Isa::Avx512, Isa::Avx2, Isa::Scalar];
 
     pub fn name(self) -> &'static str {
         match self {
             Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+            Isa::Amx => "amx",
+            Isa::AmxEmu => "amx-emu",
         }
     }
 
-    /// Whether this CPU can run the ISA's kernels.
+    /// Whether this CPU (and OS) can run the ISA's kernels.
     pub fn is_available(self) -> bool {
+        self.unavailable_reason().is_none()
+    }
+
+    /// Why the ISA cannot run here, or `None` when it can.
+    pub fn unavailable_reason(self) -> Option<String> {
         match self {
-            Isa::Scalar => true,
+            Isa::Scalar | Isa::AmxEmu => None,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => (!crate::cpu::x86::has_avx2()).then(|| "CPU lacks AVX2/FMA/F16C".into()),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                (!crate::cpu::x86::has_avx512()).then(|| "CPU lacks AVX-512 F/BW/VL/VNNI".into())
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Amx => match crate::cpu::x86::amx_status() {
+                Err(e) => Some(e.clone()),
+                // GEMV and float matmuls of the amx table run on avx512.
+                Ok(()) if !crate::cpu::x86::has_avx512() => {
+                    Some("AMX present but AVX-512 VNNI (its GEMV fallback) is not".into())
+                }
+                Ok(()) => None,
+            },
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Avx2 | Isa::Avx512 | Isa::Amx => Some("not an x86-64 build".into()),
         }
     }
 
@@ -40,16 +84,48 @@ impl Isa {
         Self::ALL.into_iter().filter(|i| i.is_available()).collect()
     }
 
+    /// What `auto` resolves to on this CPU.
+    pub fn auto() -> Isa {
+        Self::AUTO_ORDER
+            .into_iter()
+            .find(|i| i.is_available())
+            .unwrap_or(Isa::Scalar)
+    }
+
+    /// The ISA that runs what this one has no kernel for (GEMV and float matmuls on the AMX
+    /// tables): the best available of avx512, avx2, scalar. Itself for the others.
+    pub fn fallback(self) -> Isa {
+        match self {
+            Isa::Amx | Isa::AmxEmu => Isa::auto(),
+            i => i,
+        }
+    }
+
     /// The tile configurations the ISA's matmul kernels accept.
     pub fn valid_tiles(self) -> Vec<TileConfig> {
+        use crate::cpu::{SIMD_TILE_MS, SIMD_TILE_NS, TILE_KS};
+        let grid = |ms: &[usize], ns: &[usize]| {
+            let mut v = Vec::new();
+            for &m in ms {
+                for &n in ns {
+                    for k in TILE_KS {
+                        v.push(TileConfig::new(m, n, k));
+                    }
+                }
+            }
+            v
+        };
         match self {
-            Isa::Scalar => {
+            Isa::Scalar => grid(&[1, 2, 4, 8], &[1, 2, 4, 8]),
+            Isa::Avx2 | Isa::Avx512 => grid(&SIMD_TILE_MS, &SIMD_TILE_NS),
+            // m × n = tokens × weight rows per step in 16-row tiles (1×1 up to 2×2 C
+            // tiles). K per tile product is fixed at one block (per-block scales), and rows
+            // are always reduced in one pass, so k is only the whole-row marker 4096.
+            Isa::Amx | Isa::AmxEmu => {
                 let mut v = Vec::new();
-                for m in [1, 2, 4, 8] {
-                    for n in [1, 2, 4, 8] {
-                        for k in [256, 1024, 4096] {
-                            v.push(TileConfig::new(m, n, k));
-                        }
+                for m in [16, 32] {
+                    for n in [16, 32] {
+                        v.push(TileConfig::new(m, n, 4096));
                     }
                 }
                 v
@@ -57,13 +133,25 @@ impl Isa {
         }
     }
 
-    /// The tile used when none is asked for. Scalar: 4x4 amortises the loop overhead without
-    /// spilling; whole-row `k` (4096 covers every preset's rows but ffn_down of 1b/8b) keeps
-    /// the summation order of the reference dot product. Not tuned: the scalar path is the
-    /// reference, not a contender.
+    /// The tile used when none is asked for.
+    ///
+    /// - scalar: 4x4 amortises the loop overhead without spilling; whole-row `k` keeps the
+    ///   summation order of the reference. Not tuned: the scalar path is the reference.
+    /// - avx2: 4x8x1024, the fastest GEMM tile measured (Q4_0, k=1024 n=2816 m=64, one
+    ///   thread, AMD EPYC Zen 3, best of 40 round-robin rounds:
+    ///   `TESSERA_TILES_ROUNDS=40 cargo bench -p tessera-kernels --bench tiles`):
+    ///   4x8x1024 61.1 GOP/s, 4x8x4096 60.5, 4x4x1024 51.7, 4x4x4096 50.9, 2x4x4096 43.7,
+    ///   scalar 6.7. Its GEMV form 1x8x1024: 7.5 GB/s (1x4x1024 5.1; the GEMV spread
+    ///   between tiles is within this shared machine's noise), scalar 1.9 GB/s.
+    /// - avx512: 4x4x4096 by register count (32 zmm: 16 accumulators + 4 unpacked weight
+    ///   blocks + activations); NOT measured, no machine at hand has AVX-512.
+    /// - amx, amx-emu: 32x32 (2×2 C tiles, as llama.cpp), whole-row k.
     pub fn default_tile(self) -> TileConfig {
         match self {
             Isa::Scalar => TileConfig::new(4, 4, 4096),
+            Isa::Avx2 => TileConfig::new(4, 8, 1024),
+            Isa::Avx512 => TileConfig::new(4, 4, 4096),
+            Isa::Amx | Isa::AmxEmu => TileConfig::new(32, 32, 4096),
         }
     }
 }
@@ -78,7 +166,11 @@ impl fmt::Display for Isa {
 pub enum DispatchError {
     #[error("unknown ISA '{0}'; valid: auto, {valid}", valid = names(&Isa::ALL))]
     UnknownIsa(String),
-    #[error("this CPU cannot run ISA '{0}'; it has: {have}", have = names(&Isa::available()))]
+    #[error(
+        "this CPU cannot run ISA '{0}' ({why}); it has: {have}",
+        why = .0.unavailable_reason().unwrap_or_default(),
+        have = names(&Isa::available())
+    )]
     Unavailable(Isa),
     #[error("tile {tile} is not valid for ISA {isa}; valid tiles: {list}", list = list_tiles(valid))]
     InvalidTile {
@@ -191,19 +283,95 @@ static SCALAR_OPS: Ops = Ops {
     axpy_f16: scalar::axpy_f16,
 };
 
+/// Handed out only when `has_avx2()` holds (the entries call AVX2 code). The avx512 table
+/// shares it: these ops are memory-bound at the sizes a model has.
+#[cfg(target_arch = "x86_64")]
+static AVX2_OPS: Ops = Ops {
+    rms_norm: avx2::rms_norm,
+    rope_normal: scalar::rope_normal,
+    softmax: avx2::softmax,
+    swiglu: avx2::swiglu,
+    dot_f32: avx2::dot_f32,
+    dot_f32_f16: avx2::dot_f32_f16,
+    axpy_f32: avx2::axpy_f32,
+    axpy_f16: avx2::axpy_f16,
+};
+
+/// The matmul entry of an ISA's table.
+fn matmul_fn(isa: Isa) -> MatmulFn {
+    match isa {
+        Isa::Scalar => scalar::matmul,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => avx2::matmul,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => avx512::matmul,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Amx => amx::matmul_amx,
+        Isa::AmxEmu => amx::matmul_emu,
+        // Never available off x86-64, so never chosen; scalar keeps the match total.
+        #[cfg(not(target_arch = "x86_64"))]
+        Isa::Avx2 | Isa::Avx512 | Isa::Amx => scalar::matmul,
+    }
+}
+
+/// Q8_0 quantization of activation rows with the given ISA's kernel (bit-identical on all).
+/// `isa` is an available, already resolved (non-AMX) ISA.
+fn quantize_with(isa: Isa, x: &[f32], y: &mut [BlockQ8_0]) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` is available (callers pass a table's fallback or the best available
+        // ISA), and avx512 implies AVX2.
+        Isa::Avx2 | Isa::Avx512 => unsafe { avx2::quantize_row_q8_0(x, y) },
+        _ => crate::quant::q8_0::quantize_row(x, y),
+    }
+}
+
+fn convert_f16_with(isa: Isa, x: &[f32], y: &mut [f16]) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in quantize_with.
+        Isa::Avx2 | Isa::Avx512 => unsafe { avx2::convert_f16(x, y) },
+        _ => {
+            for (o, v) in y.iter_mut().zip(x) {
+                *o = f16::from_f32(*v);
+            }
+        }
+    }
+}
+
+/// The best ISA available, detected once, for conversions that have no `Kernels` at hand
+/// (`ActBuf::convert`). Their results are bit-identical on every ISA.
+fn best_isa() -> Isa {
+    static BEST: OnceLock<Isa> = OnceLock::new();
+    *BEST.get_or_init(Isa::auto)
+}
+
+/// Q8_0 quantization of `x` into `y` with the best kernel this CPU has; bit-identical to
+/// `quant::q8_0::quantize_row`. `x.len()` must be `y.len() * 32`.
+pub fn quantize_row_q8_0(x: &[f32], y: &mut [BlockQ8_0]) {
+    quantize_with(best_isa(), x, y)
+}
+
+/// f32 → f16 (round to nearest even) with the best kernel this CPU has.
+pub fn convert_row_f16(x: &[f32], y: &mut [f16]) {
+    convert_f16_with(best_isa(), x, y)
+}
+
 /// The kernels of one ISA, its tiles, and the record of calls.
 pub struct Kernels {
     isa: Isa,
+    /// `isa.fallback()`, resolved once: detection stays out of the per-call path.
+    fallback: Isa,
     request: IsaRequest,
     gemm_tile: TileConfig,
     record: Mutex<Vec<KernelUse>>,
 }
 
 impl Kernels {
-    /// Resolves `auto` (the best available ISA) and checks the tile against the ISA's list.
+    /// Resolves `auto` (see [`Isa::AUTO_ORDER`]) and checks the tile against the ISA's list.
     pub fn new(request: IsaRequest, tile: Option<TileConfig>) -> Result<Self, DispatchError> {
         let isa = match request {
-            IsaRequest::Auto => *Isa::available().last().unwrap_or(&Isa::Scalar),
+            IsaRequest::Auto => Isa::auto(),
             IsaRequest::Named(i) if i.is_available() => i,
             IsaRequest::Named(i) => return Err(DispatchError::Unavailable(i)),
         };
@@ -223,6 +391,7 @@ impl Kernels {
         };
         Ok(Self {
             isa,
+            fallback: isa.fallback(),
             request,
             gemm_tile,
             record: Mutex::new(Vec::new()),
@@ -241,37 +410,56 @@ impl Kernels {
     }
 
     pub fn ops(&self) -> &'static Ops {
-        match self.isa {
-            Isa::Scalar => &SCALAR_OPS,
+        match self.fallback {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 | Isa::Avx512 => &AVX2_OPS,
+            _ => &SCALAR_OPS,
         }
     }
 
-    /// Chooses the kernel for `op` on `m` tokens (GEMV when `m == 1`) and records the call.
+    /// Q8_0 quantization of activation rows with this table's kernel (recorded as op
+    /// `quantize`); bit-identical to `quant::q8_0::quantize_row`.
+    pub fn quantize_q8_0(&self, x: &[f32], y: &mut [BlockQ8_0]) {
+        let isa = self.fallback;
+        self.note_as("quantize", isa, "quantize_q8_0", None);
+        quantize_with(isa, x, y)
+    }
+
+    /// Chooses the kernel for `op` on `m` tokens (GEMV when `m == 1`) and records the call
+    /// under the ISA that really runs it: the AMX tables hand GEMV and float matmuls to
+    /// their fallback ISA, with that ISA's default tile.
     pub fn matmul(&self, op: &'static str, w: &WeightMat, m: usize) -> MatmulKernel {
-        let (kernel, tile) = if m == 1 {
-            ("gemv", self.gemm_tile.for_gemv())
-        } else {
-            ("gemm", self.gemm_tile)
+        use crate::quant::GgmlType as T;
+        let kind = if m == 1 { "gemv" } else { "gemm" };
+        let tiles_do_it = m > 1 && matches!(w.ty(), T::Q4_0 | T::Q8_0);
+        let (isa, tile) = match self.isa {
+            Isa::Amx | Isa::AmxEmu if !tiles_do_it => (self.fallback, self.fallback.default_tile()),
+            i => (i, self.gemm_tile),
         };
-        let name = kernel_name(self.isa, kernel, w);
-        self.note(op, name, Some(tile));
-        let f: MatmulFn = match self.isa {
-            Isa::Scalar => scalar::matmul,
-        };
-        MatmulKernel { f, tile }
+        let tile = if m == 1 { tile.for_gemv() } else { tile };
+        self.note_as(op, isa, kernel_name(isa, kind, w), Some(tile));
+        MatmulKernel {
+            f: matmul_fn(isa),
+            tile,
+        }
     }
 
     /// Records one call of a non-matmul `op`.
     pub fn note(&self, op: &'static str, kernel: &'static str, tile: Option<TileConfig>) {
+        self.note_as(op, self.isa, kernel, tile)
+    }
+
+    /// Records one call of `op` run by `isa` (which may be a fallback of the table's ISA).
+    fn note_as(&self, op: &'static str, isa: Isa, kernel: &'static str, tile: Option<TileConfig>) {
         let mut rec = self.record.lock().unwrap_or_else(|e| e.into_inner());
         match rec
             .iter_mut()
-            .find(|u| u.op == op && u.kernel == kernel && u.tile == tile)
+            .find(|u| u.op == op && u.isa == isa && u.kernel == kernel && u.tile == tile)
         {
             Some(u) => u.calls += 1,
             None => rec.push(KernelUse {
                 op,
-                isa: self.isa,
+                isa,
                 kernel,
                 tile,
                 calls: 1,
@@ -295,18 +483,21 @@ impl Kernels {
     }
 }
 
-/// Static kernel names: `<kind>_<weight>_<act>`.
-fn kernel_name(_isa: Isa, kind: &str, w: &WeightMat) -> &'static str {
+/// Static kernel names: `<kind>_<weight>_<act>`, with `_amx_emu` on emulated tile kernels so
+/// their timings are never mistaken for hardware ones.
+fn kernel_name(isa: Isa, kind: &str, w: &WeightMat) -> &'static str {
     use crate::quant::GgmlType as T;
-    match (kind, w.ty()) {
-        ("gemv", T::F32) => "gemv_f32_f32",
-        ("gemv", T::F16) => "gemv_f16_f16",
-        ("gemv", T::Q8_0) => "gemv_q8_0_q8_0",
-        ("gemv", T::Q4_0) => "gemv_q4_0_q8_0",
-        ("gemm", T::F32) => "gemm_f32_f32",
-        ("gemm", T::F16) => "gemm_f16_f16",
-        ("gemm", T::Q8_0) => "gemm_q8_0_q8_0",
-        ("gemm", T::Q4_0) => "gemm_q4_0_q8_0",
+    match (isa, kind, w.ty()) {
+        (Isa::AmxEmu, "gemm", T::Q8_0) => "gemm_q8_0_q8_0_amx_emu",
+        (Isa::AmxEmu, "gemm", T::Q4_0) => "gemm_q4_0_q8_0_amx_emu",
+        (_, "gemv", T::F32) => "gemv_f32_f32",
+        (_, "gemv", T::F16) => "gemv_f16_f16",
+        (_, "gemv", T::Q8_0) => "gemv_q8_0_q8_0",
+        (_, "gemv", T::Q4_0) => "gemv_q4_0_q8_0",
+        (_, "gemm", T::F32) => "gemm_f32_f32",
+        (_, "gemm", T::F16) => "gemm_f16_f16",
+        (_, "gemm", T::Q8_0) => "gemm_q8_0_q8_0",
+        (_, "gemm", T::Q4_0) => "gemm_q4_0_q8_0",
         _ => "unsupported",
     }
 }

@@ -142,13 +142,15 @@ impl ActBuf {
             ActKind::F32 => {}
             ActKind::F16 => {
                 self.f16.clear();
-                self.f16.extend(x.iter().map(|&v| f16::from_f32(v)));
+                self.f16.resize(x.len(), f16::ZERO);
+                crate::dispatch::convert_row_f16(x, &mut self.f16);
             }
             ActKind::Q8_0 => {
                 assert_eq!(k % QK, 0, "quantized activations need rows of whole blocks");
                 self.q8.clear();
                 self.q8.resize(x.len() / QK, BlockQ8_0::default());
-                crate::quant::q8_0::quantize_row(x, &mut self.q8);
+                // Bit-identical to quant::q8_0::quantize_row, with the best ISA's kernel.
+                crate::dispatch::quantize_row_q8_0(x, &mut self.q8);
             }
         }
     }
@@ -202,6 +204,17 @@ impl<'a> OutMat<'a> {
         debug_assert!(row < self.m && col < self.n);
         // SAFETY: in bounds by the caller's contract; exclusive by the caller's contract.
         unsafe { *self.ptr.add(row * self.n + col) = v }
+    }
+
+    /// Adds `v` to a cell: the later k passes of a k-blocked kernel.
+    ///
+    /// # Safety
+    /// As for [`OutMat::write`].
+    #[inline(always)]
+    pub unsafe fn add(&self, row: usize, col: usize, v: f32) {
+        debug_assert!(row < self.m && col < self.n);
+        // SAFETY: in bounds by the caller's contract; exclusive by the caller's contract.
+        unsafe { *self.ptr.add(row * self.n + col) += v }
     }
 }
 

@@ -85,16 +85,19 @@ fn reference(w: &WeightMat, x: &[f32], m: usize) -> Vec<f32> {
     out
 }
 
+fn print_skipped() {
+    for isa in Isa::ALL.iter().filter(|i| !i.is_available()) {
+        eprintln!(
+            "skipped ISA {} (not on this CPU: {})",
+            isa.name(),
+            isa.unavailable_reason().unwrap_or_default()
+        );
+    }
+}
+
 #[test]
 fn every_isa_and_tile_matches_the_scalar_reference() {
-    let skipped: Vec<_> = Isa::ALL
-        .iter()
-        .filter(|i| !i.is_available())
-        .map(|i| i.name())
-        .collect();
-    if !skipped.is_empty() {
-        eprintln!("skipped ISAs (not on this CPU): {}", skipped.join(", "));
-    }
+    print_skipped();
     let mut rng = Lcg(12345);
     // (n rows, k, m tokens): ragged n and m, k of one block up to many.
     let shapes = [
@@ -104,13 +107,27 @@ fn every_isa_and_tile_matches_the_scalar_reference() {
         (16, 256, 1),
         (33, 288, 9),
         (5, 1056, 2),
+        // Past one AMX tile in both directions, ragged in both (16/32-row tiles).
+        (37, 64, 35),
+        // More than one 4096-element k pass.
+        (3, 4160, 2),
     ];
+    // Float formats also take rows that are no multiple of the SIMD width.
+    let float_shapes = [(9, 37, 3), (5, 200, 6), (2, 7, 1)];
     let mut checked = 0;
     for isa in Isa::available() {
         for tile in isa.valid_tiles() {
             let kernels = Kernels::new(IsaRequest::Named(isa), Some(tile)).unwrap();
-            for &(n, k, m) in &shapes {
-                for fmt in ["f32", "f16", "q8_0", "q4_0"] {
+            let cases = shapes
+                .iter()
+                .flat_map(|&s| ["f32", "f16", "q8_0", "q4_0"].map(|f| (s, f)))
+                .chain(
+                    float_shapes
+                        .iter()
+                        .flat_map(|&s| ["f32", "f16"].map(|f| (s, f))),
+                );
+            for ((n, k, m), fmt) in cases {
+                {
                     let wf = rng.vec(n * k);
                     let x = rng.vec(m * k);
                     let owned = make(fmt, &wf);
@@ -175,4 +192,49 @@ fn quantized_dots_match_dequantized_f64() {
     let d8 = scalar::dot_q8_0_q8_0(&q8, &qa) as f64;
     assert!((d4 - exact(&w4)).abs() < 1e-4, "{d4} vs {}", exact(&w4));
     assert!((d8 - exact(&w8)).abs() < 1e-4, "{d8} vs {}", exact(&w8));
+}
+
+/// Runs `kernels` on `w` × `x` (`m` rows) as two threads would, column halves in turn.
+fn run(kernels: &Kernels, w: &WeightMat, x: &[f32], m: usize) -> Vec<f32> {
+    let mut buf = ActBuf::default();
+    buf.convert(w.act_kind(), x, w.k());
+    let acts = buf.view(w.act_kind(), x);
+    let mut got = vec![f32::NAN; m * w.n()];
+    let kern = kernels.matmul("test", w, m);
+    {
+        let out = OutMat::new(&mut got, m, w.n());
+        let mid = w.n() / 2;
+        // SAFETY: disjoint ranges, run one after the other.
+        unsafe {
+            kern.run(w, acts, &out, 0..mid);
+            kern.run(w, acts, &out, mid..w.n());
+        }
+    }
+    got
+}
+
+/// The AMX algorithm scales each block's integer product with the same f32 operations in the
+/// same order as the scalar reference, so any packing or tiling slip shows as a changed bit.
+#[test]
+fn amx_emu_gemm_is_bit_identical_to_the_reference() {
+    let mut rng = Lcg(777);
+    for tile in Isa::AmxEmu.valid_tiles() {
+        let kernels = Kernels::new(IsaRequest::Named(Isa::AmxEmu), Some(tile)).unwrap();
+        for &(n, k, m) in &[(37, 96, 35), (16, 32, 16), (50, 64, 2), (3, 320, 40)] {
+            for fmt in ["q8_0", "q4_0"] {
+                let owned = make(fmt, &rng.vec(n * k));
+                let w = WeightMat::new(view(&owned), n, k).unwrap();
+                let x = rng.vec(m * k);
+                let got = run(&kernels, &w, &x, m);
+                let want = reference(&w, &x, m);
+                for (idx, (g, r)) in got.iter().zip(&want).enumerate() {
+                    assert_eq!(
+                        g.to_bits(),
+                        r.to_bits(),
+                        "tile {tile} {fmt} n{n} k{k} m{m} [{idx}]: {g} vs {r}"
+                    );
+                }
+            }
+        }
+    }
 }

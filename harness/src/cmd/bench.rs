@@ -7,11 +7,14 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, bail};
-use tessera_engine::bench::{TestSpec, run_test};
+use tessera_engine::affinity::{self, PinPolicy};
+use tessera_engine::bench::{TestSpec, TimedHook, run_test, run_test_with_hook};
+use tessera_engine::numa::NumaPolicy;
 use tessera_engine::{Context, ContextParams, KvType, Model};
 use tessera_kernels::{IsaRequest, Kernels, TileConfig};
 
 use crate::cli::{default_threads, list_or, parse_list, positive};
+use crate::counters::{CounterSet, Peaks, Scope};
 use crate::export::{OutputFormat, exporter};
 use crate::results::{self, BenchRow, KernelUse, Status};
 
@@ -59,6 +62,16 @@ pub struct Args {
     /// Seed of the random prompt and generation tokens.
     #[arg(long = "seed", default_value_t = 42)]
     pub seed: u64,
+    /// NUMA memory policy for weights and buffers: none, local, interleave, bind:N.
+    #[arg(long = "numa", default_value = "none")]
+    pub numa: String,
+    /// Worker thread pinning: none, compact, scatter, or a CPU list such as 0,2 or 0-3.
+    #[arg(long = "pin", default_value = "none")]
+    pub pin: String,
+    /// Counters over the timed repetitions: none, default, or a comma list (cycles,
+    /// instructions, task-clock, ...). Unavailable ones are null with a reason.
+    #[arg(long = "counters", default_value = "none")]
+    pub counters: String,
 }
 
 /// Flags resolved and validated together, before anything runs.
@@ -76,6 +89,9 @@ pub struct Config {
     pub tile: Option<TileConfig>,
     pub output: OutputFormat,
     pub seed: u64,
+    pub numa: NumaPolicy,
+    pub pin: PinPolicy,
+    pub counters: Vec<String>,
 }
 
 // llama-bench's defaults.
@@ -96,6 +112,12 @@ impl Config {
         };
         // The ISA and tile are checked against this CPU before any work.
         Kernels::new(isa, tile).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let numa: NumaPolicy = a.numa.parse().map_err(|e| anyhow::anyhow!("--numa: {e}"))?;
+        tessera_engine::numa::validate(&numa, &tessera_engine::numa::online_nodes())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let pin: PinPolicy = a.pin.parse().map_err(|e| anyhow::anyhow!("--pin: {e}"))?;
+        affinity::plan(&pin, 1, &affinity::topology()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let counters = crate::counters::parse_list(&a.counters)?;
         if a.reps == 0 {
             bail!("-r: 0 repetitions is not valid; give at least 1");
         }
@@ -168,6 +190,9 @@ impl Config {
             tile,
             output,
             seed: a.seed,
+            numa,
+            pin,
+            counters,
         })
     }
 
@@ -197,6 +222,8 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<bool> {
     let mut models: HashMap<&PathBuf, Model> = HashMap::new();
     let cpu_info = cpu_info();
     let mut all_ok = true;
+    // The policy is set before any model is loaded, so weights and buffers follow it.
+    let numa = tessera_engine::numa::apply(&cfg.numa).map_err(|e| anyhow::anyhow!("{e}"))?;
     for path in &cfg.models {
         if !models.contains_key(path) {
             let m = Model::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -217,7 +244,8 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<bool> {
                                     n_threads,
                                     test,
                                 };
-                                let row = measure(cfg, path, model, &point, &cpu_info);
+                                let mut row = measure(cfg, path, model, &point, &cpu_info);
+                                row.numa = numa.clone();
                                 all_ok &= row.status == Status::Ok;
                                 exp.row(out, &row)?;
                                 out.flush()?;
@@ -289,7 +317,24 @@ fn measure(
         status: Status::Ok,
         fault: None,
         error: None,
+        ..BenchRow::default()
     };
+    let topo = affinity::topology();
+    let cpus = affinity::plan(&cfg.pin, p.n_threads, &topo).unwrap_or(None);
+    row.pin = cfg.pin.to_string();
+    row.cpus = cpus
+        .as_ref()
+        .map(|c| {
+            c.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    tessera_engine::pool::set_default_pinning(cpus);
+    // Opened before the context so the pool's threads, created with it, inherit them.
+    let mut counters =
+        (!cfg.counters.is_empty()).then(|| CounterSet::open(&cfg.counters, Scope::Region));
     let params = ContextParams {
         n_ctx: p.test.n_tokens(),
         n_batch: p.n_batch,
@@ -299,8 +344,13 @@ fn measure(
         type_v: p.type_v,
         logits_all: false,
     };
-    let result = Context::new(model, &kernels, params)
-        .and_then(|mut ctx| run_test(&mut ctx, p.test, cfg.reps, cfg.seed));
+    let result = Context::new(model, &kernels, params).and_then(|mut ctx| match &mut counters {
+        Some(set) => {
+            run_test_with_hook(&mut ctx, p.test, cfg.reps, cfg.seed, &mut CounterHook(set))
+        }
+        None => run_test(&mut ctx, p.test, cfg.reps, cfg.seed),
+    });
+    tessera_engine::pool::set_default_pinning(None);
     match result {
         Ok(samples) => {
             let s = results::summarize(&samples, p.test.n_tokens() as u64);
@@ -329,7 +379,24 @@ fn measure(
             calls: u.calls,
         })
         .collect();
+    if let Some(set) = &mut counters {
+        row.counters = set.read();
+        row.counters_scope = set.scope().name().to_string();
+    }
+    row.derived = crate::counters::derive(&row, &Peaks::default());
     row
+}
+
+/// Counts exactly the timed repetitions.
+struct CounterHook<'a>(&'a mut CounterSet);
+
+impl TimedHook for CounterHook<'_> {
+    fn start(&mut self) {
+        self.0.enable();
+    }
+    fn stop(&mut self) {
+        self.0.disable();
+    }
 }
 
 /// The CPU's model name from /proc/cpuinfo, as llama-bench's `cpu_info`.

@@ -1,5 +1,12 @@
 //! One module per subcommand: `Args` (clap) → validated config → `run`.
 
 pub mod bench;
+pub mod bisect;
+pub mod compare;
 pub mod generate;
+pub mod history;
+pub mod merge;
 pub mod model;
+pub mod probe;
+pub mod report;
+pub mod sweep;

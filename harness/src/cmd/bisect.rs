@@ -1,0 +1,512 @@
+//! `tessera bisect`: git bisection for faults, fixes, performance regressions and output
+//! changes on any repository with a build command and a run command; `tessera bisect log`
+//! shows the steps, `tessera bisect reset` removes the state.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use regex::{Regex, RegexBuilder};
+
+use crate::bisect::driver;
+use crate::bisect::exec::which;
+use crate::bisect::metric::{Compare, MetricSource};
+use crate::bisect::repo::Repo;
+use crate::bisect::report::{self, BisectResult};
+use crate::bisect::state::{Mode, STATE_FILE, Spec, State};
+use crate::bisect::stats::StatTest;
+
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Args {
+    #[command(subcommand)]
+    pub action: Option<Action>,
+    /// The git repository (any directory inside it).
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+    /// A good revision (no fault / fast / reference output).
+    #[arg(long)]
+    pub good: Option<String>,
+    /// A bad revision (fault / slow / changed output).
+    #[arg(long)]
+    pub bad: Option<String>,
+    /// Build command, run with `sh -c` in the commit's worktree; failure = skip the commit.
+    #[arg(long)]
+    pub build: Option<String>,
+    /// Run command, run with `sh -c` in the commit's worktree after the build.
+    #[arg(long)]
+    pub run: Option<String>,
+    /// fault: first commit with the fault; fix: first commit without it (the --bad revision
+    /// is then the older one); perf: first commit measurably slower; output: first commit
+    /// whose output differs from the good one's.
+    #[arg(long)]
+    pub mode: Option<String>,
+    /// Time limit of one run, seconds.
+    #[arg(long, default_value_t = 600.0)]
+    pub timeout: f64,
+    /// Time limit of one build, seconds.
+    #[arg(long, default_value_t = 3600.0)]
+    pub build_timeout: f64,
+    /// Descend into merged branches (default: first-parent history only).
+    #[arg(long)]
+    pub all_parents: bool,
+    /// Regex (case-insensitive) a fault must match to count, tried against e.g.
+    /// "signal SIGSEGV: killed by SIGSEGV" or "cuda-illegal-address op GET_ROWS: ...".
+    #[arg(long)]
+    pub fault: Option<String>,
+    /// Wrap runs in compute-sanitizer (fault and fix modes).
+    #[arg(long)]
+    pub sanitizer: bool,
+    /// Perf metric: the test whose row to read (e.g. tg128), from tessera or llama-bench JSON.
+    #[arg(long)]
+    pub metric: Option<String>,
+    /// Field of the metric row.
+    #[arg(long, default_value = "avg_ts")]
+    pub metric_field: String,
+    /// Perf metric from a regex over stdout (first capture group of the last match).
+    #[arg(long)]
+    pub metric_regex: Option<String>,
+    /// Smaller metric values are better (default: larger, except *_ns fields).
+    #[arg(long)]
+    pub lower_is_better: bool,
+    /// Smallest regression that counts, in percent ("5%" or "5").
+    #[arg(long, default_value = "5%")]
+    pub threshold: String,
+    /// Runs per side (baseline and commit) in a perf step.
+    #[arg(long, default_value_t = 5)]
+    pub repeat: usize,
+    /// Most runs per side when a perf step is ambiguous (default 4 x --repeat).
+    #[arg(long)]
+    pub max_repeat: Option<usize>,
+    /// Significance level of perf verdicts.
+    #[arg(long, default_value_t = 0.05)]
+    pub alpha: f64,
+    /// Perf significance test: welch or mann-whitney.
+    #[arg(long, default_value = "welch")]
+    pub stat: String,
+    /// Output mode comparison: stdout (exact), tokens (integer sequence), logits (numbers
+    /// within --tolerance).
+    #[arg(long, default_value = "stdout")]
+    pub compare: String,
+    /// Absolute tolerance of --compare logits.
+    #[arg(long, default_value_t = 1e-4)]
+    pub tolerance: f64,
+    /// Compare this file (relative to the worktree) instead of stdout in output mode.
+    #[arg(long)]
+    pub output_file: Option<PathBuf>,
+    /// State directory (default: <git dir>/tessera-bisect).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Worktree/build cache directory (default: <state dir>/worktrees).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Continue the bisection saved in the state directory.
+    #[arg(long, conflicts_with_all = ["good", "bad", "build", "run", "mode", "replay"])]
+    pub resume: bool,
+    /// Re-apply the verdicts of a log (`tessera bisect log --json` or a state.json).
+    #[arg(long)]
+    pub replay: Option<PathBuf>,
+    /// Stop after this many tests (state is kept; continue with --resume).
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    /// Also write the result as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Result format on stdout: md or json.
+    #[arg(long, default_value = "md")]
+    pub format: String,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Action {
+    /// Show the steps of the current (or last) bisection.
+    Log(LogArgs),
+    /// Remove the bisection state (and with --worktrees the cached worktrees).
+    Reset(ResetArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LogArgs {
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Print the full state as JSON (usable with --replay).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ResetArgs {
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Also remove the worktrees (and their builds) tessera created.
+    #[arg(long)]
+    pub worktrees: bool,
+}
+
+/// Result format on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Markdown,
+    Json,
+}
+
+/// Validated settings.
+#[derive(Debug)]
+pub struct Config {
+    pub spec: Spec,
+    pub state_dir: PathBuf,
+    pub resume: bool,
+    pub replay: Option<State>,
+    pub max_steps: Option<usize>,
+    pub json: Option<PathBuf>,
+    pub format: Format,
+    /// Compiled `--fault`.
+    pub fault: Option<Regex>,
+    pub metric: Option<MetricSource>,
+    pub compare: Compare,
+    pub sanitizer: Option<PathBuf>,
+}
+
+/// How a bisection ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Found exactly one commit.
+    Found(BisectResult),
+    /// Skipped commits border the answer: a range.
+    Ambiguous(BisectResult),
+    /// Stopped by --max-steps.
+    Stopped(BisectResult),
+}
+
+impl Outcome {
+    pub fn result(&self) -> &BisectResult {
+        match self {
+            Outcome::Found(r) | Outcome::Ambiguous(r) | Outcome::Stopped(r) => r,
+        }
+    }
+}
+
+/// Default state dir of a repository.
+fn default_state_dir(repo: &Path) -> Result<PathBuf> {
+    Ok(Repo::open(repo)?.common_dir().join("tessera-bisect"))
+}
+
+fn parse_threshold(s: &str) -> Result<f64> {
+    let v: f64 =
+        s.trim().trim_end_matches('%').trim().parse().map_err(|_| {
+            anyhow!("--threshold: '{s}' is not valid; give a percentage such as 5%")
+        })?;
+    if !(v > 0.0 && v < 100.0) {
+        bail!("--threshold: '{s}' is not valid; give a percentage between 0 and 100 (exclusive)");
+    }
+    Ok(v / 100.0)
+}
+
+impl Config {
+    pub fn from_args(a: &Args) -> Result<Self> {
+        let format = match a.format.as_str() {
+            "md" | "markdown" => Format::Markdown,
+            "json" => Format::Json,
+            other => bail!("--format: '{other}' is not valid; give md or json"),
+        };
+        if a.max_steps == Some(0) {
+            bail!("--max-steps: 0 is not valid; give at least 1");
+        }
+        let state_dir = match &a.state_dir {
+            Some(d) => d.clone(),
+            None => default_state_dir(&a.repo)?,
+        };
+        let (spec, replay) = if a.resume {
+            let path = State::path(&state_dir);
+            if !path.exists() {
+                bail!(
+                    "--resume: no bisection saved in {}; start one with --good, --bad and --run",
+                    state_dir.display()
+                );
+            }
+            let state = State::load(&path)?;
+            (state.spec, None)
+        } else {
+            (Self::spec_from_args(a, &state_dir)?, None::<State>)
+        };
+        let replay = match &a.replay {
+            Some(p) => Some(State::load(p).with_context(|| "--replay".to_string())?),
+            None => replay,
+        };
+        Self::from_spec(spec, state_dir, a, format, replay)
+    }
+
+    fn spec_from_args(a: &Args, state_dir: &Path) -> Result<Spec> {
+        let good = a
+            .good
+            .clone()
+            .ok_or_else(|| anyhow!("--good: missing; name a good revision (or use --resume)"))?;
+        let bad = a
+            .bad
+            .clone()
+            .ok_or_else(|| anyhow!("--bad: missing; name a bad revision (or use --resume)"))?;
+        let run = a
+            .run
+            .clone()
+            .ok_or_else(|| anyhow!("--run: missing; give the command that tests a commit"))?;
+        let mode: Mode = match &a.mode {
+            Some(m) => m.parse().map_err(|e| anyhow!("--mode: {e}"))?,
+            None => Mode::Fault,
+        };
+        let stat: StatTest = a.stat.parse().map_err(|e| anyhow!("--stat: {e}"))?;
+        let threshold = parse_threshold(&a.threshold)?;
+        // Absolute paths, so that `--resume` works from any directory.
+        let repo = std::fs::canonicalize(&a.repo)
+            .map_err(|e| anyhow!("--repo: '{}': {e}", a.repo.display()))?;
+        let cache_dir = a
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| state_dir.join("worktrees"));
+        let cache_dir = if cache_dir.is_absolute() {
+            cache_dir
+        } else {
+            std::env::current_dir()
+                .context("reading the current directory")?
+                .join(cache_dir)
+        };
+        let lower_is_better = a.lower_is_better || a.metric_field.ends_with("_ns");
+        Ok(Spec {
+            repo,
+            good,
+            bad,
+            build: a.build.clone().filter(|b| !b.trim().is_empty()),
+            run,
+            mode,
+            timeout_s: a.timeout,
+            build_timeout_s: a.build_timeout,
+            all_parents: a.all_parents,
+            fault: a.fault.clone(),
+            sanitizer: a.sanitizer,
+            metric: a.metric.clone(),
+            metric_field: a.metric_field.clone(),
+            metric_regex: a.metric_regex.clone(),
+            lower_is_better,
+            threshold,
+            repeat: a.repeat,
+            max_repeat: a.max_repeat.unwrap_or(a.repeat.saturating_mul(4)),
+            alpha: a.alpha,
+            stat,
+            compare: a.compare.clone(),
+            tolerance: a.tolerance,
+            output_file: a.output_file.clone(),
+            cache_dir,
+        })
+    }
+
+    /// Checks a spec (fresh or loaded) and compiles what it needs.
+    fn from_spec(
+        spec: Spec,
+        state_dir: PathBuf,
+        a: &Args,
+        format: Format,
+        replay: Option<State>,
+    ) -> Result<Self> {
+        for (flag, v) in [
+            ("--timeout", spec.timeout_s),
+            ("--build-timeout", spec.build_timeout_s),
+        ] {
+            if !(v > 0.0 && v.is_finite() && v < 1e7) {
+                bail!("{flag}: {v} is not valid; give a positive number of seconds");
+            }
+        }
+        if spec.repeat < 2 && spec.mode == Mode::Perf {
+            bail!(
+                "--repeat: {} is not valid in perf mode; give at least 2",
+                spec.repeat
+            );
+        }
+        if spec.max_repeat < spec.repeat {
+            bail!(
+                "--max-repeat: {} is smaller than --repeat {}",
+                spec.max_repeat,
+                spec.repeat
+            );
+        }
+        if !(spec.alpha > 0.0 && spec.alpha < 0.5) {
+            bail!(
+                "--alpha: {} is not valid; give a level between 0 and 0.5, e.g. 0.05",
+                spec.alpha
+            );
+        }
+        if !(spec.tolerance >= 0.0 && spec.tolerance.is_finite()) {
+            bail!(
+                "--tolerance: {} is not valid; give a non-negative number",
+                spec.tolerance
+            );
+        }
+        let fault = match &spec.fault {
+            Some(p) => Some(
+                RegexBuilder::new(p)
+                    .case_insensitive(true)
+                    .build()
+                    .map_err(|e| anyhow!("--fault: '{p}' is not a valid regex: {e}"))?,
+            ),
+            None => None,
+        };
+        if fault.is_some() && !matches!(spec.mode, Mode::Fault | Mode::Fix) {
+            bail!("--fault: only meaningful with --mode fault or fix");
+        }
+        let metric = if spec.mode == Mode::Perf {
+            Some(match (&spec.metric_regex, &spec.metric) {
+                (Some(r), _) => MetricSource::Regex(
+                    Regex::new(r)
+                        .map_err(|e| anyhow!("--metric-regex: '{r}' is not a valid regex: {e}"))?,
+                ),
+                (None, Some(m)) => MetricSource::Json {
+                    test: m.clone(),
+                    field: spec.metric_field.clone(),
+                },
+                (None, None) => bail!(
+                    "--metric: missing; --mode perf needs --metric TEST (e.g. tg128) or --metric-regex"
+                ),
+            })
+        } else {
+            None
+        };
+        let compare = match spec.compare.as_str() {
+            "stdout" | "text" => Compare::Text,
+            "tokens" => Compare::Tokens,
+            "logits" => Compare::Logits {
+                tolerance: spec.tolerance,
+            },
+            other => bail!("--compare: '{other}' is not valid; give stdout, tokens or logits"),
+        };
+        let sanitizer = if spec.sanitizer {
+            if !matches!(spec.mode, Mode::Fault | Mode::Fix) {
+                bail!("--sanitizer: only meaningful with --mode fault or fix");
+            }
+            let found = which("compute-sanitizer").or_else(|| {
+                std::env::var_os("CUDA_HOME")
+                    .map(|h| PathBuf::from(h).join("bin/compute-sanitizer"))
+                    .filter(|p| p.is_file())
+            });
+            Some(found.ok_or_else(|| {
+                anyhow!(
+                    "--sanitizer: compute-sanitizer not found on PATH or in $CUDA_HOME/bin; \
+                     install the CUDA toolkit or drop --sanitizer"
+                )
+            })?)
+        } else {
+            None
+        };
+        Ok(Config {
+            spec,
+            state_dir,
+            resume: a.resume,
+            replay,
+            max_steps: a.max_steps,
+            json: a.json.clone(),
+            format,
+            fault,
+            metric,
+            compare,
+            sanitizer,
+        })
+    }
+
+    pub fn run_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.spec.timeout_s)
+    }
+
+    pub fn build_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.spec.build_timeout_s)
+    }
+}
+
+/// Runs the bisection.
+pub fn run(cfg: &Config) -> Result<Outcome> {
+    driver::run(cfg)
+}
+
+pub fn run_cli(a: &Args) -> Result<bool> {
+    match &a.action {
+        Some(Action::Log(l)) => return log(l),
+        Some(Action::Reset(r)) => return reset(r),
+        None => {}
+    }
+    let cfg = Config::from_args(a)?;
+    let outcome = run(&cfg)?;
+    let result = outcome.result();
+    if let Some(path) = &cfg.json {
+        std::fs::write(path, serde_json::to_string_pretty(result)?)
+            .with_context(|| format!("--json: writing {}", path.display()))?;
+    }
+    match cfg.format {
+        Format::Markdown => print!("{}", report::result_markdown(result)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(result)?),
+    }
+    Ok(matches!(outcome, Outcome::Found(_)))
+}
+
+fn log(l: &LogArgs) -> Result<bool> {
+    let dir = match &l.state_dir {
+        Some(d) => d.clone(),
+        None => default_state_dir(&l.repo)?,
+    };
+    let path = dir.join(STATE_FILE);
+    if !path.exists() {
+        bail!(
+            "no bisection log in {}; start one with `tessera bisect --good ... --bad ...`",
+            dir.display()
+        );
+    }
+    let state = State::load(&path)?;
+    if l.json {
+        println!("{}", serde_json::to_string_pretty(&state)?);
+    } else {
+        print!("{}", report::log_markdown(&state));
+    }
+    Ok(true)
+}
+
+fn reset(r: &ResetArgs) -> Result<bool> {
+    let dir = match &r.state_dir {
+        Some(d) => d.clone(),
+        None => default_state_dir(&r.repo)?,
+    };
+    let path = dir.join(STATE_FILE);
+    let cache_dir = State::load(&path)
+        .map(|s| s.spec.cache_dir)
+        .unwrap_or_else(|_| dir.join("worktrees"));
+    if path.exists() {
+        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        eprintln!("removed {}", path.display());
+    }
+    if r.worktrees {
+        let n = Repo::open(&r.repo)?.remove_worktrees()?;
+        // Build records describe builds that are gone now.
+        if let Ok(entries) = std::fs::read_dir(&cache_dir) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().ends_with(".build.json") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        eprintln!("removed {n} worktrees");
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_are_percentages() {
+        assert!((parse_threshold("5%").unwrap() - 0.05).abs() < 1e-12);
+        assert!((parse_threshold(" 2.5 ").unwrap() - 0.025).abs() < 1e-12);
+        for bad in ["0", "-3%", "100%", "fast", "", "NaN"] {
+            let e = parse_threshold(bad).unwrap_err().to_string();
+            assert!(e.starts_with("--threshold:"), "{bad}: {e}");
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! `tessera compare BASE NEW`: pairs the rows of two runs on configuration and prints
+//! each pair's change and verdict (md, json or csv), optionally drawing a chart and
+//! failing when anything regressed.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::chart;
+use crate::compare::load::{KEY_FIELDS, load_run};
+use crate::compare::render;
+use crate::compare::verdict::Criteria;
+use crate::compare::{Comparison, compare};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Baseline: a run directory (holding results.jsonl), a results .jsonl/.csv file,
+    /// llama-bench -o json/jsonl/csv output, or baseline:NAME from the history database.
+    pub base: PathBuf,
+    /// Candidate, in any of the same forms.
+    pub new: PathBuf,
+    /// Output format: md, json, csv.
+    #[arg(short = 'o', long = "output", default_value = "md")]
+    pub output: String,
+    /// Noise threshold in percent: smaller changes count as unchanged.
+    #[arg(long = "threshold", default_value = "2")]
+    pub threshold: String,
+    /// Significance level of Welch's t-test.
+    #[arg(long = "alpha", default_value_t = 0.05)]
+    pub alpha: f64,
+    /// Key fields to leave out of matching (comma list), e.g. engine,model.
+    #[arg(long = "ignore")]
+    pub ignore: Vec<String>,
+    /// Also draw a bar chart (.png or .svg).
+    #[arg(long = "chart")]
+    pub chart: Option<PathBuf>,
+    /// Exit with status 1 when any configuration regressed or stopped working.
+    #[arg(long = "fail-on-regression")]
+    pub fail_on_regression: bool,
+    /// History database that `baseline:NAME` sides are looked up in.
+    #[arg(long = "db", default_value = crate::cmd::history::DEFAULT_DB)]
+    pub db: PathBuf,
+}
+
+/// A side given as `baseline:NAME` is the run recorded by `tessera baseline set NAME RUN`
+/// in the history database `db`; anything else is a path.
+pub fn resolve_side(side: &Path, db: &Path) -> Result<PathBuf> {
+    let Some(name) = side.to_str().and_then(|s| s.strip_prefix("baseline:")) else {
+        return Ok(side.to_path_buf());
+    };
+    if !db.is_file() {
+        bail!(
+            "'{}' names a baseline, but there is no history database '{}': record one with `tessera baseline set {name} RUN`",
+            side.display(),
+            db.display()
+        );
+    }
+    let h = crate::history::History::open(db)?;
+    match h.baseline_path(name)? {
+        Some(p) => Ok(PathBuf::from(p)),
+        None => {
+            let known: Vec<String> = h.baselines()?.into_iter().map(|b| b.0).collect();
+            bail!(
+                "no baseline named '{name}' in '{}': known baselines are {}",
+                db.display(),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )
+        }
+    }
+}
+
+/// Output format of the comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Md,
+    Json,
+    Csv,
+}
+
+/// Flags resolved and validated.
+#[derive(Debug)]
+pub struct Config {
+    pub base: PathBuf,
+    pub new: PathBuf,
+    pub format: Format,
+    pub criteria: Criteria,
+    pub ignore: Vec<String>,
+    pub chart: Option<PathBuf>,
+    pub fail_on_regression: bool,
+}
+
+/// Parses a threshold in percent ("2", "2%", "0.5"); must be in [0, 100).
+pub fn parse_threshold(s: &str) -> Result<f64> {
+    let t = s.trim().trim_end_matches('%').trim();
+    match t.parse::<f64>() {
+        Ok(v) if (0.0..100.0).contains(&v) => Ok(v / 100.0),
+        _ => bail!("bad --threshold '{s}': give a percentage from 0 to 100, e.g. 2 or 2%"),
+    }
+}
+
+/// Splits and checks `--ignore` lists against the key fields.
+pub fn parse_ignore(lists: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for item in lists.iter().flat_map(|l| l.split(',')) {
+        let item = item.trim();
+        if item.is_empty() {
+            continue;
+        }
+        if item == "test" || !KEY_FIELDS.contains(&item) {
+            let valid: Vec<&str> = KEY_FIELDS
+                .iter()
+                .copied()
+                .filter(|f| *f != "test")
+                .collect();
+            bail!(
+                "bad --ignore field '{item}': valid fields are {}",
+                valid.join(", ")
+            );
+        }
+        out.push(item.to_string());
+    }
+    Ok(out)
+}
+
+impl Config {
+    pub fn from_args(a: &Args) -> Result<Config> {
+        let format = match a.output.trim().to_ascii_lowercase().as_str() {
+            "md" => Format::Md,
+            "json" => Format::Json,
+            "csv" => Format::Csv,
+            _ => bail!(
+                "unknown output format '{}': valid formats are md, json, csv",
+                a.output
+            ),
+        };
+        if !(a.alpha > 0.0 && a.alpha < 1.0) {
+            bail!(
+                "bad --alpha {}: give a level between 0 and 1, e.g. 0.05",
+                a.alpha
+            );
+        }
+        if let Some(path) = &a.chart {
+            chart::ImageFormat::from_path(path)?;
+        }
+        Ok(Config {
+            base: resolve_side(&a.base, &a.db)?,
+            new: resolve_side(&a.new, &a.db)?,
+            format,
+            criteria: Criteria {
+                threshold: parse_threshold(&a.threshold)?,
+                alpha: a.alpha,
+                ..Criteria::default()
+            },
+            ignore: parse_ignore(&a.ignore)?,
+            chart: a.chart.clone(),
+            fail_on_regression: a.fail_on_regression,
+        })
+    }
+}
+
+/// A short name for a side in legends: the directory or file name as given.
+pub fn side_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+/// Loads both sides and compares them.
+pub fn run(cfg: &Config) -> Result<Comparison> {
+    let base = load_run(&cfg.base).context("loading the baseline")?;
+    let new = load_run(&cfg.new).context("loading the candidate")?;
+    Ok(compare(&base, &new, &cfg.criteria, &cfg.ignore))
+}
+
+/// The command: prints the comparison, draws the chart; false (exit 1) when
+/// `--fail-on-regression` is set and something regressed or failed.
+pub fn run_cli(a: &Args) -> Result<bool> {
+    let cfg = Config::from_args(a)?;
+    let c = run(&cfg)?;
+    let text = match cfg.format {
+        Format::Md => render::markdown(&c),
+        Format::Json => render::json(&c)?,
+        Format::Csv => render::csv(&c)?,
+    };
+    print!("{text}");
+    if let Some(path) = &cfg.chart {
+        let bars = render::bar_chart(&c, &side_name(&cfg.base), &side_name(&cfg.new));
+        chart::save(&bars, path).with_context(|| format!("drawing '{}'", path.display()))?;
+        eprintln!("chart written to {}", path.display());
+    }
+    Ok(!(cfg.fail_on_regression && c.any_bad()))
+}

@@ -1,0 +1,382 @@
+//! The history store: every imported run's rows in one SQLite file, series of t/s per
+//! configuration across runs, named baselines, and change-point detection on a series.
+//!
+//! Change points come from binary segmentation: split a segment where the two halves'
+//! means differ most (the split that maximises the between-group sum of squares), keep
+//! the split only if Welch's t-test on the halves is significant after a Bonferroni
+//! correction for the number of splits tried and the step is at least the noise
+//! threshold, then recurse into both halves. It is deterministic: the same series
+//! always gives the same points.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context as _, Result, bail};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use crate::compare::load::Run;
+use crate::compare::stats::{mean, welch_t_test};
+
+/// One detected step in a series.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChangePoint {
+    /// Index of the first point after the step.
+    pub index: usize,
+    /// Mean of the segment before and after the step (between neighbouring change points).
+    pub before: f64,
+    pub after: f64,
+    /// after / before − 1.
+    pub change: f64,
+    /// Welch p-value of the split when it was found (uncorrected).
+    pub p_value: f64,
+}
+
+/// Parameters of the detection.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CpParams {
+    /// Fewest points on each side of a step.
+    pub min_segment: usize,
+    /// Family-wise significance level over the splits tried in one segment.
+    pub alpha: f64,
+    /// Smallest relative step that counts.
+    pub threshold: f64,
+}
+
+impl Default for CpParams {
+    fn default() -> Self {
+        CpParams {
+            min_segment: 3,
+            alpha: 0.01,
+            threshold: 0.02,
+        }
+    }
+}
+
+/// Change points of `values`, in order.
+pub fn change_points(values: &[f64], p: &CpParams) -> Vec<ChangePoint> {
+    let mut splits = Vec::new();
+    segment(values, 0, values.len(), p, &mut splits);
+    splits.sort_by_key(|s: &(usize, f64)| s.0);
+    let bounds: Vec<usize> = std::iter::once(0)
+        .chain(splits.iter().map(|s| s.0))
+        .chain(std::iter::once(values.len()))
+        .collect();
+    splits
+        .iter()
+        .enumerate()
+        .map(|(i, &(index, p_value))| {
+            let before = mean(&values[bounds[i]..index]);
+            let after = mean(&values[index..bounds[i + 2]]);
+            ChangePoint {
+                index,
+                before,
+                after,
+                change: if before != 0.0 {
+                    after / before - 1.0
+                } else {
+                    0.0
+                },
+                p_value,
+            }
+        })
+        .collect()
+}
+
+fn segment(v: &[f64], lo: usize, hi: usize, p: &CpParams, out: &mut Vec<(usize, f64)>) {
+    let min = p.min_segment.max(2);
+    if hi - lo < 2 * min {
+        return;
+    }
+    let seg = &v[lo..hi];
+    let n = seg.len();
+    let total: f64 = seg.iter().sum();
+    let mut left = 0.0;
+    let mut best: Option<(usize, f64)> = None;
+    for s in 1..n {
+        left += seg[s - 1];
+        if s < min || n - s < min {
+            continue;
+        }
+        let (n1, n2) = (s as f64, (n - s) as f64);
+        let d = left / n1 - (total - left) / n2;
+        let score = n1 * n2 / n as f64 * d * d;
+        if best.is_none_or(|(_, b)| score > b) {
+            best = Some((s, score));
+        }
+    }
+    let Some((s, _)) = best else { return };
+    let (a, b) = (&seg[..s], &seg[s..]);
+    let Some(w) = welch_t_test(a, b) else { return };
+    let tried = (n + 1 - 2 * min) as f64;
+    let (ma, mb) = (mean(a), mean(b));
+    let step = if ma != 0.0 {
+        (mb / ma - 1.0).abs()
+    } else {
+        0.0
+    };
+    if w.p * tried < p.alpha && step >= p.threshold {
+        out.push((lo + s, w.p));
+        segment(v, lo, lo + s, p, out);
+        segment(v, lo + s, hi, p, out);
+    }
+}
+
+/// One point of a series: a run's value for one configuration.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Point {
+    pub run: String,
+    pub time: String,
+    pub avg_ts: f64,
+    pub stddev_ts: f64,
+    pub status: String,
+}
+
+/// The SQLite history store.
+pub struct History {
+    conn: Connection,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    path TEXT NOT NULL,
+    time TEXT NOT NULL,
+    build_commit TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rows (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    series TEXT NOT NULL,
+    config TEXT NOT NULL,
+    test TEXT NOT NULL,
+    avg_ts REAL NOT NULL,
+    stddev_ts REAL NOT NULL,
+    samples_ts TEXT NOT NULL,
+    status TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rows_series ON rows(series);
+CREATE TABLE IF NOT EXISTS baselines (
+    name TEXT PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE
+);
+";
+
+/// The series key of a configuration: its stated key fields, sorted, "k=v;k=v".
+pub fn series_key(config: &BTreeMap<String, String>) -> String {
+    config
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+impl History {
+    /// Opens (creating if needed) the store at `path`.
+    pub fn open(path: &Path) -> Result<History> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating '{}'", dir.display()))?;
+        }
+        let conn = Connection::open(path)
+            .with_context(|| format!("opening history database '{}'", path.display()))?;
+        conn.execute_batch("PRAGMA foreign_keys = ON;")?;
+        conn.execute_batch(SCHEMA)
+            .with_context(|| format!("'{}' is not a tessera history database", path.display()))?;
+        Ok(History { conn })
+    }
+
+    /// Imports `run` under `name`, replacing an earlier import of the same name (so a
+    /// re-run of a nightly job does not count twice). Returns the run's id.
+    pub fn import(&mut self, run: &Run, name: &str) -> Result<i64> {
+        let time = run
+            .rows
+            .iter()
+            .map(|r| r.row.test_time.as_str())
+            .filter(|t| !t.is_empty())
+            .min()
+            .map(str::to_string)
+            .unwrap_or_else(crate::timefmt::now_rfc3339);
+        let commit = run
+            .rows
+            .first()
+            .map(|r| r.row.build_commit.clone())
+            .unwrap_or_default();
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM runs WHERE name = ?1", params![name])?;
+        tx.execute(
+            "INSERT INTO runs (name, path, time, build_commit) VALUES (?1, ?2, ?3, ?4)",
+            params![name, run.path.display().to_string(), time, commit],
+        )?;
+        let id = tx.last_insert_rowid();
+        {
+            let mut stmt = tx.prepare(
+                "INSERT INTO rows (run_id, series, config, test, avg_ts, stddev_ts, samples_ts, status)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            for r in &run.rows {
+                stmt.execute(params![
+                    id,
+                    series_key(&r.config),
+                    serde_json::to_string(&r.config)?,
+                    r.row.test,
+                    r.row.avg_ts,
+                    r.row.stddev_ts,
+                    serde_json::to_string(&r.row.samples_ts)?,
+                    r.row.status.as_str(),
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Every series: key → its configuration.
+    pub fn series(&self) -> Result<BTreeMap<String, BTreeMap<String, String>>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT series, MIN(config) FROM rows GROUP BY series ORDER BY series")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let (key, config) = row?;
+            out.insert(key, serde_json::from_str(&config)?);
+        }
+        Ok(out)
+    }
+
+    /// The points of one series, oldest run first (by run time, then import order).
+    /// A run with several rows of the series (repeats) contributes their mean.
+    pub fn points(&self, series: &str) -> Result<Vec<Point>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT runs.name, runs.time, AVG(rows.avg_ts), AVG(rows.stddev_ts), MIN(rows.status)
+             FROM rows JOIN runs ON runs.id = rows.run_id
+             WHERE rows.series = ?1
+             GROUP BY runs.id ORDER BY runs.time, runs.id",
+        )?;
+        let rows = stmt.query_map(params![series], |r| {
+            Ok(Point {
+                run: r.get(0)?,
+                time: r.get(1)?,
+                avg_ts: r.get(2)?,
+                stddev_ts: r.get(3)?,
+                status: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Names every imported run, oldest first.
+    pub fn runs(&self) -> Result<Vec<(String, String, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, time, path FROM runs ORDER BY time, id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Records `run_name` (an imported run) as baseline `name`.
+    pub fn set_baseline(&mut self, name: &str, run_name: &str) -> Result<()> {
+        let id: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT id FROM runs WHERE name = ?1",
+                params![run_name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(id) = id else {
+            bail!("no run named '{run_name}' in the history: import it first");
+        };
+        self.conn.execute(
+            "INSERT INTO baselines (name, run_id) VALUES (?1, ?2)
+             ON CONFLICT(name) DO UPDATE SET run_id = excluded.run_id",
+            params![name, id],
+        )?;
+        Ok(())
+    }
+
+    /// The path of the run named as baseline `name`, if there is one.
+    pub fn baseline_path(&self, name: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT runs.path FROM baselines JOIN runs ON runs.id = baselines.run_id
+                 WHERE baselines.name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// The baselines: name → (run name, run path).
+    pub fn baselines(&self) -> Result<Vec<(String, String, String)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT baselines.name, runs.name, runs.path FROM baselines
+             JOIN runs ON runs.id = baselines.run_id ORDER BY baselines.name",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::stats::SplitMix64;
+
+    fn noisy(seed: u64, levels: &[(usize, f64)], noise: f64) -> Vec<f64> {
+        let mut r = SplitMix64::new(seed);
+        levels
+            .iter()
+            .flat_map(|&(n, level)| (0..n).map(move |_| level))
+            .map(|level| level * (1.0 + noise * r.normal()))
+            .collect()
+    }
+
+    #[test]
+    fn a_known_step_is_found_where_it_is() {
+        for seed in 0..10 {
+            let v = noisy(seed, &[(20, 100.0), (20, 90.0)], 0.01);
+            let cps = change_points(&v, &CpParams::default());
+            assert_eq!(cps.len(), 1, "seed {seed}: {cps:?}");
+            assert_eq!(cps[0].index, 20, "seed {seed}");
+            assert!((cps[0].change + 0.10).abs() < 0.01, "{cps:?}");
+        }
+    }
+
+    #[test]
+    fn two_steps_are_both_found() {
+        let v = noisy(3, &[(15, 100.0), (15, 88.0), (15, 97.0)], 0.01);
+        let idx: Vec<usize> = change_points(&v, &CpParams::default())
+            .iter()
+            .map(|c| c.index)
+            .collect();
+        assert_eq!(idx, vec![15, 30]);
+    }
+
+    #[test]
+    fn flat_noisy_series_has_no_change_points() {
+        for seed in 0..30 {
+            let v = noisy(seed, &[(40, 100.0)], 0.03);
+            let cps = change_points(&v, &CpParams::default());
+            assert!(cps.is_empty(), "seed {seed}: {cps:?}");
+        }
+    }
+
+    #[test]
+    fn small_steps_and_short_series_give_nothing() {
+        // A clean 1% step is below the 2% threshold.
+        let mut v = vec![100.0; 10];
+        v.extend(vec![99.0; 10]);
+        assert!(change_points(&v, &CpParams::default()).is_empty());
+        assert!(change_points(&[1.0, 2.0, 3.0], &CpParams::default()).is_empty());
+        assert!(change_points(&[], &CpParams::default()).is_empty());
+        // Deterministic.
+        let v = noisy(1, &[(20, 100.0), (20, 80.0)], 0.02);
+        assert_eq!(
+            change_points(&v, &CpParams::default()),
+            change_points(&v, &CpParams::default())
+        );
+    }
+}
