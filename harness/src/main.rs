@@ -43,6 +43,8 @@ enum Command {
     Probe(cmd::probe::Args),
     /// Join the shard directories of one sweep into one run.
     Merge(cmd::merge::Args),
+    /// Matmul micro-benchmarks per ISA × tile × weight shape: GFLOP/s, GB/s, roofline %.
+    Kernels(cmd::kernels::Args),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Command::Sweep(a) => cmd::sweep::run_cli(a),
         Command::Probe(a) => cmd::probe::run_cli(a),
         Command::Merge(a) => cmd::merge::run_cli(a),
+        Command::Kernels(a) => cmd::kernels::run_cli(a),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

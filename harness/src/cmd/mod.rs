@@ -5,6 +5,7 @@ pub mod bisect;
 pub mod compare;
 pub mod generate;
 pub mod history;
+pub mod kernels;
 pub mod merge;
 pub mod model;
 pub mod probe;

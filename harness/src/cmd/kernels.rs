@@ -1,0 +1,427 @@
+//! `tessera kernels`: matmul micro-benchmarks per ISA × tile × weight shape × tokens.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result, bail};
+use clap::Parser;
+use half::f16;
+use serde::Serialize;
+use tessera_engine::pool::{ThreadPool, split_range};
+use tessera_engine::synth::Preset;
+use tessera_kernels::quant::{BlockQ4_0, BlockQ8_0, q4_0, q8_0};
+use tessera_kernels::{
+    ActBuf, Isa, IsaRequest, Kernels, OutMat, TileConfig, WeightData, WeightMat,
+};
+
+#[derive(Parser, Debug)]
+pub struct Args {
+    /// List each available ISA's valid tiles (default marked with `*`) and exit.
+    #[arg(long)]
+    pub list: bool,
+    /// ISAs: all (available ones), auto, or NAME[,NAME].
+    #[arg(long, default_value = "auto")]
+    pub isa: String,
+    /// Tiles: all, default, or MxNxK[,MxNxK].
+    #[arg(long, default_value = "default")]
+    pub tile: String,
+    /// Model file whose weight shapes are benchmarked (default: the built-in model).
+    #[arg(short = 'm', long = "model")]
+    pub model: Option<PathBuf>,
+    /// Take the shapes from a synth preset instead: tiny, 150m, 1b, 8b.
+    #[arg(long, conflicts_with = "model")]
+    pub preset: Option<String>,
+    /// Weight type: q4_0, q8_0, f16, f32 (weights are random).
+    #[arg(long = "type", default_value = "q4_0")]
+    pub ty: String,
+    /// Token counts, comma separated (1 = GEMV).
+    #[arg(long = "m", default_value = "1,64,512")]
+    pub tokens: String,
+    /// Timed repetitions per row (best and median reported).
+    #[arg(short = 'r', long, default_value_t = 5)]
+    pub reps: usize,
+    /// Output: md or json.
+    #[arg(short = 'o', long, default_value = "md")]
+    pub output: String,
+    /// Threads (default: available parallelism).
+    #[arg(short = 't', long)]
+    pub threads: Option<usize>,
+    /// Skip measuring bandwidth and peak rates (no roofline %).
+    #[arg(long)]
+    pub no_measure: bool,
+}
+
+/// One measured row.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub isa: String,
+    /// The ISA whose kernel really ran (AMX hands GEMV to its fallback).
+    pub ran_isa: String,
+    pub kernel: String,
+    pub tile: String,
+    pub emulated: bool,
+    pub weight: String,
+    pub ty: String,
+    pub n: usize,
+    pub k: usize,
+    pub m: usize,
+    pub threads: usize,
+    pub best_s: f64,
+    pub median_s: f64,
+    /// 2·m·n·k per second at the best time, 1e9 units (GOP/s for integer kernels).
+    pub gflops: f64,
+    /// Weight bytes per second at the best time, 1e9 units.
+    pub gbps: f64,
+    /// % of measured read bandwidth (GEMV) or of peak compute (GEMM); none when emulated
+    /// or not measured.
+    pub roofline_pct: Option<f64>,
+}
+
+/// Weight shapes (name, n, k) of one layer plus the output head.
+pub fn shapes(
+    n_embd: usize,
+    n_embd_kv: usize,
+    n_ff: usize,
+    n_vocab: usize,
+) -> Vec<(&'static str, usize, usize)> {
+    vec![
+        ("attn_q", n_embd, n_embd),
+        ("attn_k", n_embd_kv, n_embd),
+        ("attn_v", n_embd_kv, n_embd),
+        ("attn_o", n_embd, n_embd),
+        ("ffn_gate", n_ff, n_embd),
+        ("ffn_up", n_ff, n_embd),
+        ("ffn_down", n_embd, n_ff),
+        ("output", n_vocab, n_embd),
+    ]
+}
+
+fn model_shapes(a: &Args) -> Result<Vec<(&'static str, usize, usize)>> {
+    if let Some(p) = &a.preset {
+        let p: Preset = p.parse()?;
+        let s = p.shape();
+        let kv = s.head_dim() * s.n_head_kv;
+        return Ok(shapes(s.n_embd, kv, s.n_ff, s.n_vocab));
+    }
+    let path = match &a.model {
+        Some(p) => p.clone(),
+        None => crate::cache::default_model()?,
+    };
+    let m = tessera_engine::Model::load(&path)
+        .with_context(|| format!("cannot load model {}", path.display()))?;
+    let h = &m.hp;
+    Ok(shapes(h.n_embd, h.n_embd_kv(), h.n_ff, h.n_vocab))
+}
+
+fn parse_isas(s: &str) -> Result<Vec<IsaRequest>> {
+    match s {
+        "all" => Ok(Isa::available()
+            .into_iter()
+            .map(IsaRequest::Named)
+            .collect()),
+        _ => s
+            .split(',')
+            .map(|x| x.trim().parse::<IsaRequest>().map_err(anyhow::Error::from))
+            .collect(),
+    }
+}
+
+fn tiles_for(spec: &str, isa: Isa) -> Result<Vec<TileConfig>> {
+    match spec {
+        "all" => Ok(isa.valid_tiles()),
+        "default" => Ok(vec![isa.default_tile()]),
+        _ => spec
+            .split(',')
+            .map(|t| t.parse::<TileConfig>().map_err(anyhow::Error::from))
+            .collect(),
+    }
+}
+
+fn parse_tokens(s: &str) -> Result<Vec<usize>> {
+    s.split(',')
+        .map(|t| match t.trim().parse::<usize>() {
+            Ok(v) if v > 0 => Ok(v),
+            _ => bail!("--m value '{t}' is not a positive token count (e.g. 1,64,512)"),
+        })
+        .collect()
+}
+
+/// Weights in one of the benchmarked formats.
+enum Owned {
+    F32(Vec<f32>),
+    F16(Vec<f16>),
+    Q8(Vec<BlockQ8_0>),
+    Q4(Vec<BlockQ4_0>),
+}
+
+impl Owned {
+    fn make(ty: &str, w: &[f32]) -> Owned {
+        match ty {
+            "f32" => Owned::F32(w.to_vec()),
+            "f16" => Owned::F16(w.iter().map(|&v| f16::from_f32(v)).collect()),
+            "q8_0" => {
+                let mut b = vec![BlockQ8_0::default(); w.len() / 32];
+                q8_0::quantize_row(w, &mut b);
+                Owned::Q8(b)
+            }
+            _ => {
+                let mut b = vec![BlockQ4_0::default(); w.len() / 32];
+                q4_0::quantize_row(w, &mut b);
+                Owned::Q4(b)
+            }
+        }
+    }
+    fn view(&self) -> WeightData<'_> {
+        match self {
+            Owned::F32(v) => WeightData::F32(v),
+            Owned::F16(v) => WeightData::F16(v),
+            Owned::Q8(v) => WeightData::Q8_0(v),
+            Owned::Q4(v) => WeightData::Q4_0(v),
+        }
+    }
+    fn bytes(&self) -> usize {
+        match self {
+            Owned::F32(v) => v.len() * 4,
+            Owned::F16(v) => v.len() * 2,
+            Owned::Q8(v) => v.len() * std::mem::size_of::<BlockQ8_0>(),
+            Owned::Q4(v) => v.len() * std::mem::size_of::<BlockQ4_0>(),
+        }
+    }
+}
+
+/// A deterministic generator so runs are comparable.
+struct Lcg(u64);
+impl Lcg {
+    fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                self.0 = self
+                    .0
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+}
+
+fn list() -> String {
+    let mut s = String::new();
+    for isa in Isa::available() {
+        let d = isa.default_tile();
+        let tiles: Vec<String> = isa
+            .valid_tiles()
+            .into_iter()
+            .map(|t| {
+                if t == d {
+                    format!("{t}*")
+                } else {
+                    t.to_string()
+                }
+            })
+            .collect();
+        let emu = if isa == Isa::AmxEmu {
+            " (emulated)"
+        } else {
+            ""
+        };
+        s.push_str(&format!("{}{emu}: {}\n", isa.name(), tiles.join(" ")));
+    }
+    s.push_str("* = default tile\n");
+    s
+}
+
+/// Measured roofline inputs: read GB/s and peak int8 / f32 rates at the thread count used.
+struct Roof {
+    read_gbps: f64,
+    int8_gops: f64,
+    f32_gflops: f64,
+}
+
+fn measure_roof(threads: usize) -> Roof {
+    use crate::probe::measure;
+    // 4M 8-byte elements per array (32 MiB) is past the last-level cache of common CPUs
+    // while keeping the measurement well under a second.
+    let bw = measure::bandwidth(4 << 20, 3, &[threads]);
+    let read = bw.first().map(|b| b.read_gbps).unwrap_or(0.0);
+    let p = measure::peak(threads, 0.25);
+    let one = threads <= 1;
+    Roof {
+        read_gbps: read,
+        int8_gops: if one { p.int8_gops_1 } else { p.int8_gops_all },
+        f32_gflops: if one {
+            p.f32_gflops_1
+        } else {
+            p.f32_gflops_all
+        },
+    }
+}
+
+/// Runs the benchmark grid described by `a`.
+pub fn run(a: &Args) -> Result<Vec<Row>> {
+    if !matches!(a.ty.as_str(), "q4_0" | "q8_0" | "f16" | "f32") {
+        bail!(
+            "--type '{}' is not valid; valid: q4_0, q8_0, f16, f32",
+            a.ty
+        );
+    }
+    if a.reps == 0 {
+        bail!("-r 0 is not valid; repetitions must be at least 1");
+    }
+    let tokens = parse_tokens(&a.tokens)?;
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if threads == 0 {
+        bail!("-t 0 is not valid; threads must be at least 1");
+    }
+    // Validate every ISA × tile before any work, so a bad flag fails fast.
+    let mut plans = Vec::new();
+    for req in parse_isas(&a.isa)? {
+        let isa = match req {
+            IsaRequest::Auto => Isa::auto(),
+            IsaRequest::Named(i) => i,
+        };
+        for tile in tiles_for(&a.tile, isa)? {
+            let k = Kernels::new(req, Some(tile))?;
+            plans.push((isa, tile, k));
+        }
+    }
+    let shapes = model_shapes(a)?;
+    for &(name, _, k) in &shapes {
+        if k % 32 != 0 {
+            bail!("weight {name} has k={k}, not a multiple of 32; cannot benchmark it");
+        }
+    }
+    let roof = (!a.no_measure).then(|| measure_roof(threads));
+    let pool = ThreadPool::new(threads);
+    let mut rng = Lcg(0x7e55e7a);
+    let mut rows = Vec::new();
+    for &(name, n, k) in &shapes {
+        let w = Owned::make(&a.ty, &rng.vec(n * k));
+        let wm = WeightMat::new(w.view(), n, k).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        let kind = wm.act_kind();
+        for &m in &tokens {
+            let x = rng.vec(m * k);
+            let mut act = ActBuf::default();
+            act.convert(kind, &x, k);
+            let acts = act.view(kind, &x);
+            let mut out = vec![0.0f32; m * n];
+            for (isa, tile, kernels) in &plans {
+                kernels.reset_record();
+                let kern = kernels.matmul("bench", &wm, m);
+                let used = kernels.record().pop();
+                let ran = used.as_ref().map_or(*isa, |u| u.isa);
+                let kname = used.map(|u| u.kernel.to_string()).unwrap_or_default();
+                let ran_isa = ran.name().to_string();
+                let outm = OutMat::new(&mut out, m, n);
+                let align = kern.tile.n;
+                let once = || {
+                    let t0 = Instant::now();
+                    pool.run(&|tid, nth| {
+                        let cols = split_range(n, nth, tid, align);
+                        // SAFETY: split_range gives each thread a disjoint column range
+                        // within n; the activations were converted to `act_kind` for m rows.
+                        unsafe { kern.run(&wm, acts, &outm, cols) };
+                    });
+                    t0.elapsed().as_secs_f64()
+                };
+                once(); // warm-up: page in weights, wake the pool
+                let mut times: Vec<f64> = (0..a.reps).map(|_| once()).collect();
+                times.sort_by(|x, y| x.total_cmp(y));
+                let best = times[0].max(1e-9);
+                let median = times[times.len() / 2];
+                let gflops = 2.0 * (m * n * k) as f64 / best / 1e9;
+                let gbps = w.bytes() as f64 / best / 1e9;
+                // Only the AMX emulation is emulated; its GEMV runs the real fallback ISA.
+                let emulated = ran == Isa::AmxEmu;
+                let int = matches!(a.ty.as_str(), "q4_0" | "q8_0");
+                let roofline_pct = match &roof {
+                    Some(r) if !emulated => {
+                        let (got, lim) = if m == 1 {
+                            (gbps, r.read_gbps)
+                        } else if int {
+                            (gflops, r.int8_gops)
+                        } else {
+                            (gflops, r.f32_gflops)
+                        };
+                        (lim > 0.0).then(|| 100.0 * got / lim)
+                    }
+                    _ => None,
+                };
+                rows.push(Row {
+                    isa: isa.name().to_string(),
+                    ran_isa,
+                    kernel: kname,
+                    tile: if m == 1 {
+                        kern.tile.to_string()
+                    } else {
+                        tile.to_string()
+                    },
+                    emulated,
+                    weight: name.to_string(),
+                    ty: a.ty.clone(),
+                    n,
+                    k,
+                    m,
+                    threads,
+                    best_s: best,
+                    median_s: median,
+                    gflops,
+                    gbps,
+                    roofline_pct,
+                });
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Markdown table of the rows.
+pub fn markdown(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "| isa | kernel | tile | weight | n | k | m | best ms | median ms | GFLOP/s | GB/s | roofline % |\n\
+         |---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        let isa = if r.emulated {
+            format!("{} (emulated)", r.isa)
+        } else {
+            r.isa.clone()
+        };
+        let pct = r
+            .roofline_pct
+            .map_or("-".to_string(), |p| format!("{p:.1}"));
+        s.push_str(&format!(
+            "| {isa} | {} | {} | {} | {} | {} | {} | {:.3} | {:.3} | {:.2} | {:.2} | {pct} |\n",
+            r.kernel,
+            r.tile,
+            r.weight,
+            r.n,
+            r.k,
+            r.m,
+            r.best_s * 1e3,
+            r.median_s * 1e3,
+            r.gflops,
+            r.gbps
+        ));
+    }
+    s
+}
+
+pub fn run_cli(a: &Args) -> Result<bool> {
+    if !matches!(a.output.as_str(), "md" | "json") {
+        bail!("-o '{}' is not valid; valid: md, json", a.output);
+    }
+    if a.list {
+        print!("{}", list());
+        return Ok(true);
+    }
+    let rows = run(a)?;
+    if a.output == "json" {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print!("{}", markdown(&rows));
+    }
+    Ok(true)
+}
