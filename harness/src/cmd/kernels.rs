@@ -7,12 +7,12 @@ use anyhow::{Context as _, Result, bail};
 use clap::Parser;
 use half::f16;
 use serde::Serialize;
+use tessera_engine::model::{Store, Weight};
 use tessera_engine::pool::{ThreadPool, split_range};
+use tessera_engine::rng::Rng;
 use tessera_engine::synth::Preset;
 use tessera_kernels::quant::{BlockQ4_0, BlockQ8_0, q4_0, q8_0};
-use tessera_kernels::{
-    ActBuf, Isa, IsaRequest, Kernels, OutMat, TileConfig, WeightData, WeightMat,
-};
+use tessera_kernels::{ActBuf, Isa, IsaRequest, Kernels, OutMat, TileConfig};
 
 #[derive(Parser, Debug)]
 pub struct Args {
@@ -147,62 +147,33 @@ fn parse_tokens(s: &str) -> Result<Vec<usize>> {
 }
 
 /// Weights in one of the benchmarked formats.
-enum Owned {
-    F32(Vec<f32>),
-    F16(Vec<f16>),
-    Q8(Vec<BlockQ8_0>),
-    Q4(Vec<BlockQ4_0>),
-}
-
-impl Owned {
-    fn make(ty: &str, w: &[f32]) -> Owned {
-        match ty {
-            "f32" => Owned::F32(w.to_vec()),
-            "f16" => Owned::F16(w.iter().map(|&v| f16::from_f32(v)).collect()),
-            "q8_0" => {
-                let mut b = vec![BlockQ8_0::default(); w.len() / 32];
-                q8_0::quantize_row(w, &mut b);
-                Owned::Q8(b)
-            }
-            _ => {
-                let mut b = vec![BlockQ4_0::default(); w.len() / 32];
-                q4_0::quantize_row(w, &mut b);
-                Owned::Q4(b)
-            }
+/// Random weights of type `ty` in the engine's own owned storage.
+fn make_weight(name: &str, ty: &str, w: &[f32], n: usize, k: usize) -> Weight {
+    let store = match ty {
+        "f32" => Store::F32(w.to_vec()),
+        "f16" => Store::F16(w.iter().map(|&v| f16::from_f32(v)).collect()),
+        "q8_0" => {
+            let mut b = vec![BlockQ8_0::default(); w.len() / 32];
+            q8_0::quantize_row(w, &mut b);
+            Store::Q8_0(b)
         }
-    }
-    fn view(&self) -> WeightData<'_> {
-        match self {
-            Owned::F32(v) => WeightData::F32(v),
-            Owned::F16(v) => WeightData::F16(v),
-            Owned::Q8(v) => WeightData::Q8_0(v),
-            Owned::Q4(v) => WeightData::Q4_0(v),
+        _ => {
+            let mut b = vec![BlockQ4_0::default(); w.len() / 32];
+            q4_0::quantize_row(w, &mut b);
+            Store::Q4_0(b)
         }
-    }
-    fn bytes(&self) -> usize {
-        match self {
-            Owned::F32(v) => v.len() * 4,
-            Owned::F16(v) => v.len() * 2,
-            Owned::Q8(v) => v.len() * std::mem::size_of::<BlockQ8_0>(),
-            Owned::Q4(v) => v.len() * std::mem::size_of::<BlockQ4_0>(),
-        }
+    };
+    Weight {
+        name: name.to_string(),
+        store,
+        n,
+        k,
     }
 }
 
-/// A deterministic generator so runs are comparable.
-struct Lcg(u64);
-impl Lcg {
-    fn vec(&mut self, n: usize) -> Vec<f32> {
-        (0..n)
-            .map(|_| {
-                self.0 = self
-                    .0
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
-    }
+/// `n` uniform values in [-1, 1) from the engine's deterministic generator.
+fn uniform(rng: &mut Rng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.next_f32() * 2.0 - 1.0).collect()
 }
 
 fn list() -> String {
@@ -295,14 +266,15 @@ pub fn run(a: &Args) -> Result<Vec<Row>> {
     }
     let roof = (!a.no_measure).then(|| measure_roof(threads));
     let pool = ThreadPool::new(threads);
-    let mut rng = Lcg(0x7e55e7a);
+    let mut rng = Rng::new(0x7e55e7a);
     let mut rows = Vec::new();
     for &(name, n, k) in &shapes {
-        let w = Owned::make(&a.ty, &rng.vec(n * k));
-        let wm = WeightMat::new(w.view(), n, k).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        let w = make_weight(name, &a.ty, &uniform(&mut rng, n * k), n, k);
+        let wm = w.mat();
+        let w_bytes = wm.ty().row_bytes(k as u64).unwrap_or(0) * n as u64;
         let kind = wm.act_kind();
         for &m in &tokens {
-            let x = rng.vec(m * k);
+            let x = uniform(&mut rng, m * k);
             let mut act = ActBuf::default();
             act.convert(kind, &x, k);
             let acts = act.view(kind, &x);
@@ -332,7 +304,7 @@ pub fn run(a: &Args) -> Result<Vec<Row>> {
                 let best = times[0].max(1e-9);
                 let median = times[times.len() / 2];
                 let gflops = 2.0 * (m * n * k) as f64 / best / 1e9;
-                let gbps = w.bytes() as f64 / best / 1e9;
+                let gbps = w_bytes as f64 / best / 1e9;
                 // Only the AMX emulation is emulated; its GEMV runs the real fallback ISA.
                 let emulated = ran == Isa::AmxEmu;
                 let int = matches!(a.ty.as_str(), "q4_0" | "q8_0");
