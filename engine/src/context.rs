@@ -6,6 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use half::f16;
+use tessera_kernels::matrix::Repacked;
 use tessera_kernels::{ActBuf, Acts, Kernels, OutMat, WeightMat};
 
 use crate::error::{EngineError, Result};
@@ -58,6 +59,11 @@ pub struct ContextParams {
     pub type_v: KvType,
     /// Compute logits for every token of a call, not only the last.
     pub logits_all: bool,
+    /// Where the offloaded layers run (`--backend`); CPU runs everything on the CPU.
+    pub backend: crate::cuda::Backend,
+    /// With the CUDA backend: how many of the last layers run on the GPU (llama.cpp's `-ngl`;
+    /// more than the layer count offloads the output head too; 0 keeps all on the CPU).
+    pub n_gpu_layers: usize,
 }
 
 impl Default for ContextParams {
@@ -70,6 +76,8 @@ impl Default for ContextParams {
             type_k: KvType::F16,
             type_v: KvType::F16,
             logits_all: false,
+            backend: crate::cuda::Backend::Cpu,
+            n_gpu_layers: 0,
         }
     }
 }
@@ -124,6 +132,8 @@ pub struct Context<'a> {
     model: &'a Model,
     kernels: &'a Kernels,
     pool: ThreadPool,
+    /// Weights repacked at creation for this kernel table (none when it has no use for it).
+    packed: Repacked,
     params: ContextParams,
     kv: Vec<KvLayer>,
     n_past: usize,
@@ -132,6 +142,8 @@ pub struct Context<'a> {
     theta: Vec<f32>,
     logits: Vec<f32>,
     n_logit_rows: usize,
+    /// The GPU half of the forward pass (`Backend::Cuda`): the last layers, maybe the head.
+    gpu: Option<crate::cuda::Offload>,
 }
 
 impl<'a> Context<'a> {
@@ -175,10 +187,23 @@ impl<'a> Context<'a> {
             .map(|i| (f64::from(hp.rope_freq_base).powf(-2.0 * i as f64 / hp.n_rot as f64)) as f32)
             .collect();
         let logit_rows = if params.logits_all { params.n_batch } else { 1 };
+        let gpu = match params.backend {
+            crate::cuda::Backend::Cpu => None,
+            crate::cuda::Backend::Cuda => Some(crate::cuda::Offload::new(model, &params)?),
+        };
         Ok(Self {
+            gpu,
             model,
             kernels,
             pool: ThreadPool::new(params.n_threads),
+            packed: kernels.repack(
+                model
+                    .layers
+                    .iter()
+                    .flat_map(|l| [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down])
+                    .chain([model.head()])
+                    .map(Weight::mat),
+            ),
             logits: vec![0.0; logit_rows * hp.n_vocab],
             n_logit_rows: 0,
             params,
@@ -191,6 +216,11 @@ impl<'a> Context<'a> {
 
     pub fn params(&self) -> &ContextParams {
         &self.params
+    }
+
+    /// The GPU half of the forward pass, with the CUDA backend.
+    pub fn gpu(&self) -> Option<&crate::cuda::Offload> {
+        self.gpu.as_ref()
     }
 
     pub fn n_vocab(&self) -> usize {
@@ -251,7 +281,7 @@ impl<'a> Context<'a> {
             } else {
                 0..0
             };
-            self.forward(chunk, out_rows);
+            self.forward(chunk, out_rows)?;
         }
         self.n_logit_rows = if self.params.logits_all {
             tokens.len()
@@ -263,7 +293,7 @@ impl<'a> Context<'a> {
 
     /// One micro-batch; writes logits rows `out_rows` (of the logits buffer) for the last
     /// `out_rows.len()` tokens of the chunk.
-    fn forward(&mut self, tokens: &[u32], out_rows: std::ops::Range<usize>) {
+    fn forward(&mut self, tokens: &[u32], out_rows: std::ops::Range<usize>) -> Result<()> {
         let model = self.model;
         let k = self.kernels;
         let ops = k.ops();
@@ -273,15 +303,22 @@ impl<'a> Context<'a> {
         let (hd, n_head, n_head_kv) = (hp.head_dim(), hp.n_head, hp.n_head_kv);
         let pos0 = self.n_past;
         let s = &mut self.s;
+        // With the CUDA backend the last layers run on the GPU (hook after the CPU layers).
+        let n_cpu_layers = self
+            .gpu
+            .as_ref()
+            .map_or(hp.n_layer, |g| g.split().first_gpu_layer);
 
-        k.note("get_rows", "get_rows_dequant", None);
-        let embd = model.tok_embd.mat();
-        for (i, &t) in tokens.iter().enumerate() {
-            embd.get_row(t as usize, &mut s.x[i * e..(i + 1) * e])
-                .expect("token ids were validated");
+        if n_cpu_layers > 0 {
+            k.note("get_rows", "get_rows_dequant", None);
+            let embd = model.tok_embd.mat();
+            for (i, &t) in tokens.iter().enumerate() {
+                embd.get_row(t as usize, &mut s.x[i * e..(i + 1) * e])
+                    .expect("token ids were validated");
+            }
         }
 
-        for (l, layer) in model.layers.iter().enumerate() {
+        for (l, layer) in model.layers.iter().enumerate().take(n_cpu_layers) {
             // Attention block.
             k.note("rms_norm", "rms_norm", None);
             for i in 0..m {
@@ -296,6 +333,7 @@ impl<'a> Context<'a> {
             matmul_shared(
                 k,
                 &self.pool,
+                &self.packed,
                 &mut s.act,
                 xn,
                 m,
@@ -351,6 +389,7 @@ impl<'a> Context<'a> {
             matmul_shared(
                 k,
                 &self.pool,
+                &self.packed,
                 &mut s.act,
                 &s.attn[..m * e],
                 m,
@@ -374,6 +413,7 @@ impl<'a> Context<'a> {
             matmul_shared(
                 k,
                 &self.pool,
+                &self.packed,
                 &mut s.act,
                 &s.xn[..m * e],
                 m,
@@ -387,6 +427,7 @@ impl<'a> Context<'a> {
             matmul_shared(
                 k,
                 &self.pool,
+                &self.packed,
                 &mut s.act,
                 &s.gate[..m * ff],
                 m,
@@ -397,12 +438,23 @@ impl<'a> Context<'a> {
                 *x += p;
             }
         }
+        let nv = hp.n_vocab;
+        let head_on_gpu = match self.gpu.as_mut() {
+            Some(g) => g.forward(
+                tokens,
+                &mut s.x[..m * e],
+                pos0,
+                &mut self.logits[out_rows.start * nv..out_rows.end * nv],
+                out_rows.len(),
+            )?,
+            None => false,
+        };
         self.n_past += m;
 
         // Output head for the requested rows (the last tokens of the chunk).
         let rows = out_rows.len();
-        if rows == 0 {
-            return;
+        if rows == 0 || head_on_gpu {
+            return Ok(());
         }
         let first = m - rows;
         k.note("rms_norm", "rms_norm", None);
@@ -415,10 +467,10 @@ impl<'a> Context<'a> {
                 &mut s.xn[r * e..(r + 1) * e],
             );
         }
-        let nv = hp.n_vocab;
         matmul_shared(
             k,
             &self.pool,
+            &self.packed,
             &mut s.act,
             &s.xn[..rows * e],
             rows,
@@ -428,6 +480,7 @@ impl<'a> Context<'a> {
                 &mut self.logits[out_rows.start * nv..out_rows.end * nv],
             )],
         );
+        Ok(())
     }
 }
 
@@ -452,22 +505,16 @@ fn attend(
     scores: &mut [f32],
     out: &mut [f32],
 ) {
-    for (t, sc) in scores.iter_mut().enumerate() {
-        let at = t * stride + off;
-        *sc = scale
-            * match &cache.k {
-                KvStore::F16(kc) => (ops.dot_f32_f16)(q, &kc[at..at + hd]),
-                KvStore::F32(kc) => (ops.dot_f32)(q, &kc[at..at + hd]),
-            };
+    debug_assert_eq!((q.len(), out.len()), (hd, hd));
+    // One kernel call per head over all positions (keys `stride` apart from `off` on).
+    match &cache.k {
+        KvStore::F16(kc) => (ops.attn_scores_f16)(q, &kc[off..], stride, scale, scores),
+        KvStore::F32(kc) => (ops.attn_scores_f32)(q, &kc[off..], stride, scale, scores),
     }
     (ops.softmax)(scores);
-    out.fill(0.0);
-    for (t, &p) in scores.iter().enumerate() {
-        let at = t * stride + off;
-        match &cache.v {
-            KvStore::F16(vc) => (ops.axpy_f16)(out, p, &vc[at..at + hd]),
-            KvStore::F32(vc) => (ops.axpy_f32)(out, p, &vc[at..at + hd]),
-        }
+    match &cache.v {
+        KvStore::F16(vc) => (ops.attn_values_f16)(scores, &vc[off..], stride, out),
+        KvStore::F32(vc) => (ops.attn_values_f32)(scores, &vc[off..], stride, out),
     }
 }
 
@@ -476,28 +523,43 @@ fn attend(
 fn matmul_shared(
     kernels: &Kernels,
     pool: &ThreadPool,
+    packed: &Repacked,
     act: &mut ActBuf,
     x: &[f32],
     m: usize,
     jobs: &mut [(&'static str, &Weight, &mut [f32])],
 ) {
-    let mut converted: Option<tessera_kernels::ActKind> = None;
-    for (op, w, out) in jobs.iter_mut() {
-        let wm: WeightMat = w.mat();
-        let kind = wm.act_kind();
-        if converted != Some(kind) {
-            act.convert(kind, x, wm.k());
-            converted = Some(kind);
-        }
+    // Consecutive weights that take the same activation form share one conversion and one
+    // `pool.run` (Q, K and V; gate and up): fewer barriers per token.
+    let mut rest = &mut jobs[..];
+    while !rest.is_empty() {
+        let kind = packed.view(rest[0].1.mat()).act_kind();
+        let same = rest
+            .iter()
+            .take_while(|j| j.1.mat().act_kind() == kind)
+            .count();
+        let (group, tail) = rest.split_at_mut(same);
+        rest = tail;
+        act.convert(kind, x, group[0].1.k);
         let acts: Acts = act.view(kind, x);
-        let kern = kernels.matmul(op, &wm, m);
-        let out = OutMat::new(out, m, wm.n());
-        let align = kern.tile.n;
-        pool.run(&|tid, nth| {
-            let cols = split_range(wm.n(), nth, tid, align);
-            // SAFETY: split_range gives each thread a disjoint column range within n; the
-            // activations were converted to `w.act_kind()` for `m` rows of `k`.
-            unsafe { kern.run(&wm, acts, &out, cols) };
-        });
+        // Up to 4 matmuls per run, on the stack (`eval` does not allocate).
+        for chunk in group.chunks_mut(4) {
+            let mut work: [Option<(WeightMat, tessera_kernels::MatmulKernel, OutMat)>; 4] =
+                std::array::from_fn(|_| None);
+            for ((op, w, out), slot) in chunk.iter_mut().zip(work.iter_mut()) {
+                let wm: WeightMat = packed.view(w.mat());
+                let kern = kernels.matmul(op, &wm, m);
+                let n = wm.n();
+                *slot = Some((wm, kern, OutMat::new(out, m, n)));
+            }
+            pool.run(&|tid, nth| {
+                for (wm, kern, out) in work.iter().flatten() {
+                    let cols = split_range(wm.n(), nth, tid, kern.tile.n);
+                    // SAFETY: split_range gives each thread a disjoint column range within
+                    // n; the activations were converted to `w.act_kind()` for `m` rows of k.
+                    unsafe { kern.run(wm, acts, out, cols) };
+                }
+            });
+        }
     }
 }

@@ -43,6 +43,14 @@ pub enum EngineError {
     Dispatch(#[from] tessera_kernels::DispatchError),
     #[error("{0}")]
     Invalid(String),
+    /// The CUDA backend was asked for and cannot run: no driver, no device, no NVRTC, or a
+    /// build without the `cuda` feature.
+    #[error("no CUDA device: {0}")]
+    NoCudaDevice(String),
+    /// A GPU op failed, in llama.cpp's words: "GET_ROWS failed: an illegal memory access was
+    /// encountered (CUDA_ERROR_ILLEGAL_ADDRESS, code 700)".
+    #[error("{0}")]
+    Cuda(String),
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;

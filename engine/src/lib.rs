@@ -4,7 +4,9 @@
 
 pub mod affinity;
 pub mod bench;
+pub mod cache_dir;
 pub mod context;
+pub mod cuda;
 pub mod error;
 pub mod gguf;
 pub mod model;
@@ -14,5 +16,6 @@ pub mod rng;
 pub mod synth;
 
 pub use context::{Context, ContextParams, KvType};
+pub use cuda::Backend;
 pub use error::{EngineError, Result};
 pub use model::{Hparams, Model};

@@ -13,18 +13,10 @@ pub const DEFAULT_PRESET: Preset = Preset::M150;
 pub const DEFAULT_TYPE: GgmlType = GgmlType::Q4_0;
 pub const DEFAULT_SEED: u64 = 1;
 
-/// `$TESSERA_CACHE`, else `$XDG_CACHE_HOME/tessera`, else `~/.cache/tessera`.
+/// `$TESSERA_CACHE`, else `$XDG_CACHE_HOME/tessera`, else `~/.cache/tessera` (the engine
+/// keeps compiled CUDA kernels there too, so the rule lives in the engine).
 pub fn cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("TESSERA_CACHE").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d);
-    }
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d).join("tessera");
-    }
-    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
-        Some(h) => PathBuf::from(h).join(".cache").join("tessera"),
-        None => PathBuf::from(".tessera-cache"),
-    }
+    tessera_engine::cache_dir::cache_dir()
 }
 
 /// Path of a synthetic model in the cache, written first if it is not there yet.

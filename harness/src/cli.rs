@@ -70,11 +70,12 @@ pub fn default_threads() -> usize {
 pub fn llama_bench_aliases(
     args: impl IntoIterator<Item = std::ffi::OsString>,
 ) -> Vec<std::ffi::OsString> {
-    const ALIASES: [(&str, &str); 4] = [
+    const ALIASES: [(&str, &str); 5] = [
         ("-ctk", "--cache-type-k"),
         ("-ctv", "--cache-type-v"),
         ("-ub", "--ubatch-size"),
         ("-pg", "--pg"),
+        ("-ngl", "--n-gpu-layers"),
     ];
     let mut prev_takes_value = false;
     args.into_iter()

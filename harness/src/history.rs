@@ -15,7 +15,7 @@ use anyhow::{Context as _, Result, bail};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use crate::compare::load::Run;
+use crate::compare::load::{LoadedRow, Run};
 use crate::compare::stats::{mean, welch_t_test};
 
 /// One detected step in a series.
@@ -30,6 +30,11 @@ pub struct ChangePoint {
     pub change: f64,
     /// Welch p-value of the split when it was found (uncorrected).
     pub p_value: f64,
+    /// Found only now that the series' newest point is in: the same series without its
+    /// newest point shows no step here (see [`mark_new`]). `tessera nightly` fails on a new
+    /// slowdown, not on an old one the team has accepted.
+    #[serde(default)]
+    pub new: bool,
 }
 
 /// Parameters of the detection.
@@ -78,9 +83,27 @@ pub fn change_points(values: &[f64], p: &CpParams) -> Vec<ChangePoint> {
                     0.0
                 },
                 p_value,
+                new: false,
             }
         })
         .collect()
+}
+
+/// Marks the change points of `values` that the series without its newest value does not
+/// have. A step found earlier may move by a point or two as data arrives, so a point
+/// counts as old when the shorter series has a step in the same direction fewer than
+/// `min_segment` points away.
+pub fn mark_new(values: &[f64], cps: &mut [ChangePoint], p: &CpParams) {
+    let Some((_, older)) = values.split_last() else {
+        return;
+    };
+    let before = change_points(older, p);
+    let near = p.min_segment.max(2);
+    for c in cps.iter_mut() {
+        c.new = !before
+            .iter()
+            .any(|b| b.index.abs_diff(c.index) < near && (b.change < 0.0) == (c.change < 0.0));
+    }
 }
 
 fn segment(v: &[f64], lo: usize, hi: usize, p: &CpParams, out: &mut Vec<(usize, f64)>) {
@@ -143,7 +166,8 @@ CREATE TABLE IF NOT EXISTS runs (
     name TEXT NOT NULL UNIQUE,
     path TEXT NOT NULL,
     time TEXT NOT NULL,
-    build_commit TEXT NOT NULL
+    build_commit TEXT NOT NULL,
+    fingerprint TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS rows (
     run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -161,6 +185,17 @@ CREATE TABLE IF NOT EXISTS baselines (
     run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE
 );
 ";
+
+/// The configuration a row is stored under: its stated key fields plus the machine
+/// fingerprint when the row has one, so that one database can hold several machines'
+/// nights without mixing their series.
+pub fn stored_config(r: &LoadedRow) -> BTreeMap<String, String> {
+    let mut c = r.config.clone();
+    if !r.row.fingerprint.is_empty() {
+        c.insert("fingerprint".into(), r.row.fingerprint.clone());
+    }
+    c
+}
 
 /// The series key of a configuration: its stated key fields, sorted, "k=v;k=v".
 pub fn series_key(config: &BTreeMap<String, String>) -> String {
@@ -183,6 +218,14 @@ impl History {
         conn.execute_batch("PRAGMA foreign_keys = ON;")?;
         conn.execute_batch(SCHEMA)
             .with_context(|| format!("'{}' is not a tessera history database", path.display()))?;
+        // Databases written before runs had a fingerprint gain the column; nothing else
+        // changes, so no row is lost.
+        let has_fp: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('runs') WHERE name = 'fingerprint'")?
+            .exists([])?;
+        if !has_fp {
+            conn.execute_batch("ALTER TABLE runs ADD COLUMN fingerprint TEXT NOT NULL DEFAULT ''")?;
+        }
         Ok(History { conn })
     }
 
@@ -202,11 +245,25 @@ impl History {
             .first()
             .map(|r| r.row.build_commit.clone())
             .unwrap_or_default();
+        let fingerprint = run
+            .rows
+            .iter()
+            .map(|r| r.row.fingerprint.as_str())
+            .find(|f| !f.is_empty())
+            .unwrap_or_default()
+            .to_string();
         let tx = self.conn.transaction()?;
         tx.execute("DELETE FROM runs WHERE name = ?1", params![name])?;
         tx.execute(
-            "INSERT INTO runs (name, path, time, build_commit) VALUES (?1, ?2, ?3, ?4)",
-            params![name, run.path.display().to_string(), time, commit],
+            "INSERT INTO runs (name, path, time, build_commit, fingerprint)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                name,
+                run.path.display().to_string(),
+                time,
+                commit,
+                fingerprint
+            ],
         )?;
         let id = tx.last_insert_rowid();
         {
@@ -215,10 +272,11 @@ impl History {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
             for r in &run.rows {
+                let config = stored_config(r);
                 stmt.execute(params![
                     id,
-                    series_key(&r.config),
-                    serde_json::to_string(&r.config)?,
+                    series_key(&config),
+                    serde_json::to_string(&config)?,
                     r.row.test,
                     r.row.avg_ts,
                     r.row.stddev_ts,
@@ -273,6 +331,21 @@ impl History {
             .prepare("SELECT name, time, path FROM runs ORDER BY time, id")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// The newest imported run (by time, then import order) other than `except`, of the
+    /// machine `fingerprint` when that is not empty: (name, path).
+    pub fn latest_run(&self, fingerprint: &str, except: &str) -> Result<Option<(String, String)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT name, path FROM runs
+                 WHERE name != ?1 AND (?2 = '' OR fingerprint = ?2)
+                 ORDER BY time DESC, id DESC LIMIT 1",
+                params![except, fingerprint],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
     }
 
     /// Records `run_name` (an imported run) as baseline `name`.
@@ -362,6 +435,46 @@ mod tests {
             let cps = change_points(&v, &CpParams::default());
             assert!(cps.is_empty(), "seed {seed}: {cps:?}");
         }
+    }
+
+    #[test]
+    fn a_step_is_new_only_on_the_run_that_reveals_it() {
+        let v = noisy(5, &[(10, 100.0), (6, 85.0)], 0.01);
+        let p = CpParams::default();
+        // With 3 slow points the step is found; without the third it is not: new.
+        let mut cps = change_points(&v[..13], &p);
+        mark_new(&v[..13], &mut cps, &p);
+        assert_eq!(cps.len(), 1, "{cps:?}");
+        assert!(cps[0].new);
+        // One more run: the same step, now old.
+        let mut cps = change_points(&v[..14], &p);
+        mark_new(&v[..14], &mut cps, &p);
+        assert_eq!(cps.len(), 1);
+        assert!(!cps[0].new);
+    }
+
+    #[test]
+    fn an_older_database_gains_the_fingerprint_column_and_keeps_its_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("old.sqlite");
+        {
+            let c = Connection::open(&db).unwrap();
+            c.execute_batch(
+                "CREATE TABLE runs (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+                 path TEXT NOT NULL, time TEXT NOT NULL, build_commit TEXT NOT NULL);
+                 INSERT INTO runs (name, path, time, build_commit)
+                 VALUES ('night-1', '/r/1', '2026-11-01T02:00:00Z', 'abc');",
+            )
+            .unwrap();
+        }
+        let h = History::open(&db).unwrap();
+        assert_eq!(h.runs().unwrap().len(), 1);
+        assert_eq!(
+            h.latest_run("", "other").unwrap(),
+            Some(("night-1".into(), "/r/1".into()))
+        );
+        // An old run has no fingerprint: it is nobody's previous run.
+        assert_eq!(h.latest_run("794954dfe7a02b57", "other").unwrap(), None);
     }
 
     #[test]

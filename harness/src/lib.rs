@@ -8,6 +8,7 @@ pub mod cmd;
 pub mod compare;
 pub mod counters;
 pub mod export;
+pub mod gpu;
 pub mod history;
 pub mod probe;
 pub mod results;

@@ -45,6 +45,8 @@ enum Command {
     Merge(cmd::merge::Args),
     /// Matmul micro-benchmarks per ISA × tile × weight shape: GFLOP/s, GB/s, roofline %.
     Kernels(cmd::kernels::Args),
+    /// One night: sweep a plan, store it in the history, compare, report; exit 1 on a regression.
+    Nightly(cmd::nightly::Args),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
         Command::Probe(a) => cmd::probe::run_cli(a),
         Command::Merge(a) => cmd::merge::run_cli(a),
         Command::Kernels(a) => cmd::kernels::run_cli(a),
+        Command::Nightly(a) => cmd::nightly::run_cli(a),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

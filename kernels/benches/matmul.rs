@@ -4,7 +4,8 @@
 //!
 //! `cargo bench -p tessera-kernels --bench matmul` runs every available ISA at its default
 //! tile; `TESSERA_BENCH_TILES=all` adds a sweep of every valid tile on one GEMM shape and
-//! one GEMV shape. amx-emu results are emulated: its benchmark ids say so.
+//! one GEMV shape. amx-emu results are emulated: its benchmark ids say so. `q4_0x8` ids are
+//! the Q4_0 weights repacked at load (`Kernels::repack`), where the table has that kernel.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -110,6 +111,15 @@ fn gemv(c: &mut Criterion) {
                     format!("k{k}_n{n}"),
                 );
                 run_one(&mut g, id, &kernels, &w, 1);
+                // The same weights repacked at load, where the table has a kernel for it.
+                let rp = kernels.repack([w]);
+                if !rp.is_empty() {
+                    let id = BenchmarkId::new(
+                        format!("{ty}x8/{}/{}", isa_label(isa), kernels.tile().for_gemv()),
+                        format!("k{k}_n{n}"),
+                    );
+                    run_one(&mut g, id, &kernels, &rp.view(w), 1);
+                }
             }
         }
     }
@@ -142,6 +152,14 @@ fn gemm(c: &mut Criterion) {
                     format!("m{GEMM_M}_k{k}_n{n}"),
                 );
                 run_one(&mut g, id, &kernels, &w, GEMM_M);
+                let rp = kernels.repack([w]);
+                if !rp.is_empty() {
+                    let id = BenchmarkId::new(
+                        format!("{ty}x8/{}/{}", isa_label(isa), kernels.tile()),
+                        format!("m{GEMM_M}_k{k}_n{n}"),
+                    );
+                    run_one(&mut g, id, &kernels, &rp.view(w), GEMM_M);
+                }
             }
         }
     }

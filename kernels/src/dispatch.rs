@@ -11,7 +11,7 @@ use half::f16;
 use crate::cpu::{amx, scalar};
 #[cfg(target_arch = "x86_64")]
 use crate::cpu::{avx2, avx512};
-use crate::matrix::{Acts, OutMat, WeightMat};
+use crate::matrix::{Acts, OutMat, Repacked, WeightMat};
 use crate::quant::BlockQ8_0;
 use crate::tile::TileConfig;
 
@@ -137,19 +137,23 @@ impl Isa {
     ///
     /// - scalar: 4x4 amortises the loop overhead without spilling; whole-row `k` keeps the
     ///   summation order of the reference. Not tuned: the scalar path is the reference.
-    /// - avx2: 4x8x1024, the fastest GEMM tile measured (Q4_0, k=1024 n=2816 m=64, one
-    ///   thread, AMD EPYC Zen 3, best of 40 round-robin rounds:
-    ///   `TESSERA_TILES_ROUNDS=40 cargo bench -p tessera-kernels --bench tiles`):
-    ///   4x8x1024 61.1 GOP/s, 4x8x4096 60.5, 4x4x1024 51.7, 4x4x4096 50.9, 2x4x4096 43.7,
-    ///   scalar 6.7. Its GEMV form 1x8x1024: 7.5 GB/s (1x4x1024 5.1; the GEMV spread
-    ///   between tiles is within this shared machine's noise), scalar 1.9 GB/s.
+    /// - avx2: 4x8x4096. For plain Q4_0/Q8_0 rows the 4x8 register tile is the fastest
+    ///   measured (Q4_0, k=1024 n=2816 m=64, one thread, AMD EPYC Zen 3, best of 40
+    ///   round-robin rounds, `TESSERA_TILES_ROUNDS=40 cargo bench -p tessera-kernels --bench
+    ///   tiles`: 4x8x1024 61.1 GOP/s, 4x8x4096 60.5, 4x4x1024 51.7, 4x4x4096 50.9, 2x4x4096
+    ///   43.7, scalar 6.7; again later, criterion `tiles/q4_0/avx2`: 4x8x4096 45.6–50.5
+    ///   Gelem/s, 4x8x1024 39.6–44.3, 2x8x4096 25.5–25.9, 2x8x1024 22.7–24.9). Whole-row k
+    ///   (4096) wins for Q4_0 repacked at load, which is what runs by default (pp512, 150m
+    ///   Q4_0, 2 threads, 4 interleaved rounds: 4x8x4096 605.5 t/s, 4x8x1024 566.8), since
+    ///   ffn_down's 2816-long rows then need no second pass. The n = 8 keeps the repack on
+    ///   (`Kernels::repacks`).
     /// - avx512: 4x4x4096 by register count (32 zmm: 16 accumulators + 4 unpacked weight
     ///   blocks + activations); NOT measured, no machine at hand has AVX-512.
     /// - amx, amx-emu: 32x32 (2×2 C tiles, as llama.cpp), whole-row k.
     pub fn default_tile(self) -> TileConfig {
         match self {
             Isa::Scalar => TileConfig::new(4, 4, 4096),
-            Isa::Avx2 => TileConfig::new(4, 8, 1024),
+            Isa::Avx2 => TileConfig::new(4, 8, 4096),
             Isa::Avx512 => TileConfig::new(4, 4, 4096),
             Isa::Amx | Isa::AmxEmu => TileConfig::new(32, 32, 4096),
         }
@@ -270,6 +274,12 @@ pub struct Ops {
     pub dot_f32_f16: fn(&[f32], &[f16]) -> f32,
     pub axpy_f32: fn(&mut [f32], f32, &[f32]),
     pub axpy_f16: fn(&mut [f32], f32, &[f16]),
+    /// `(q, cache, stride, scale, out)`: `out[t] = scale * q · cache[t*stride..][..q.len()]`.
+    pub attn_scores_f16: fn(&[f32], &[f16], usize, f32, &mut [f32]),
+    pub attn_scores_f32: fn(&[f32], &[f32], usize, f32, &mut [f32]),
+    /// `(p, cache, stride, out)`: `out = Σ_t p[t] * cache[t*stride..][..out.len()]`.
+    pub attn_values_f16: fn(&[f32], &[f16], usize, &mut [f32]),
+    pub attn_values_f32: fn(&[f32], &[f32], usize, &mut [f32]),
 }
 
 static SCALAR_OPS: Ops = Ops {
@@ -281,6 +291,10 @@ static SCALAR_OPS: Ops = Ops {
     dot_f32_f16: scalar::dot_f32_f16,
     axpy_f32: scalar::axpy_f32,
     axpy_f16: scalar::axpy_f16,
+    attn_scores_f16: scalar::attn_scores_f16,
+    attn_scores_f32: scalar::attn_scores_f32,
+    attn_values_f16: scalar::attn_values_f16,
+    attn_values_f32: scalar::attn_values_f32,
 };
 
 /// Handed out only when `has_avx2()` holds (the entries call AVX2 code). The avx512 table
@@ -295,6 +309,10 @@ static AVX2_OPS: Ops = Ops {
     dot_f32_f16: avx2::dot_f32_f16,
     axpy_f32: avx2::axpy_f32,
     axpy_f16: avx2::axpy_f16,
+    attn_scores_f16: avx2::attn_scores_f16,
+    attn_scores_f32: avx2::attn_scores_f32,
+    attn_values_f16: avx2::attn_values_f16,
+    attn_values_f32: avx2::attn_values_f32,
 };
 
 /// The matmul entry of an ISA's table.
@@ -355,6 +373,20 @@ pub fn quantize_row_q8_0(x: &[f32], y: &mut [BlockQ8_0]) {
 /// f32 → f16 (round to nearest even) with the best kernel this CPU has.
 pub fn convert_row_f16(x: &[f32], y: &mut [f16]) {
     convert_f16_with(best_isa(), x, y)
+}
+
+/// `TESSERA_REPACK`: `0`/`off` turns load-time repacking off, `1`/`on` (the default) on. A
+/// bad value is reported once on stderr and the default kept (a measuring aid).
+fn repack_enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| match std::env::var("TESSERA_REPACK").as_deref() {
+        Err(_) | Ok("1" | "on") => true,
+        Ok("0" | "off") => false,
+        Ok(v) => {
+            eprintln!("warning: TESSERA_REPACK '{v}' is not one of 0, off, 1, on; repacking");
+            true
+        }
+    })
 }
 
 /// The kernels of one ISA, its tiles, and the record of calls.
@@ -444,6 +476,28 @@ impl Kernels {
         }
     }
 
+    /// Whether this table runs faster on weights repacked at load ([`Kernels::repack`]):
+    /// avx2 with an 8-row register tile (its default), unless `TESSERA_REPACK=0` says no.
+    ///
+    /// Measured (AMD EPYC Zen 3, 2 threads, 150m Q4_0, interleaved runs): see
+    /// `kernels/src/cpu/avx2.rs` `matmul_x8` and the README's performance section.
+    pub fn repacks(&self) -> bool {
+        self.isa == Isa::Avx2 && self.gemm_tile.n == 8 && repack_enabled()
+    }
+
+    /// Repacked copies of those of `mats` this table has a faster layout for (none unless
+    /// [`Kernels::repacks`]). Pass each matrix through [`Repacked::view`] before
+    /// [`Kernels::matmul`]; the record then names the repacked kernels (`..._q4_0x8_...`).
+    pub fn repack<'w>(&self, mats: impl IntoIterator<Item = WeightMat<'w>>) -> Repacked {
+        let mut r = Repacked::default();
+        if self.repacks() {
+            for w in mats {
+                r.add(&w);
+            }
+        }
+        r
+    }
+
     /// Records one call of a non-matmul `op`.
     pub fn note(&self, op: &'static str, kernel: &'static str, tile: Option<TileConfig>) {
         self.note_as(op, self.isa, kernel, tile)
@@ -487,6 +541,13 @@ impl Kernels {
 /// their timings are never mistaken for hardware ones.
 fn kernel_name(isa: Isa, kind: &str, w: &WeightMat) -> &'static str {
     use crate::quant::GgmlType as T;
+    if let crate::matrix::WeightData::Q4_0x8(_) = w.data() {
+        return if kind == "gemv" {
+            "gemv_q4_0x8_q8_0"
+        } else {
+            "gemm_q4_0x8_q8_0"
+        };
+    }
     match (isa, kind, w.ty()) {
         (Isa::AmxEmu, "gemm", T::Q8_0) => "gemm_q8_0_q8_0_amx_emu",
         (Isa::AmxEmu, "gemm", T::Q4_0) => "gemm_q4_0_q8_0_amx_emu",

@@ -2,6 +2,8 @@
 //! run time per ISA through one dispatch table. Knows nothing of models.
 
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod dispatch;
 pub mod matrix;
 pub mod quant;

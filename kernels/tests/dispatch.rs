@@ -227,6 +227,57 @@ fn every_isas_ops_match_the_scalar_ones() {
     }
 }
 
+/// The attention primitives over a strided cache (a KV head inside rows of all heads), for
+/// head sizes that are and are not multiples of the SIMD width and key counts around the
+/// 4-key step.
+#[test]
+fn every_isas_attention_ops_match_the_scalar_ones() {
+    let mut rng = Lcg(11);
+    for isa in Isa::available() {
+        let ops = Kernels::new(IsaRequest::Named(isa), None).unwrap().ops();
+        for (hd, n_kv, stride, off) in [
+            (64usize, 2usize, 64usize, 0usize),
+            (64, 1, 256, 64),
+            (64, 7, 256, 192),
+            (128, 9, 512, 0),
+            (100, 5, 300, 200),
+            (8, 4, 16, 8),
+            (3, 6, 5, 1),
+            (64, 0, 64, 0),
+        ] {
+            let len = off + n_kv.saturating_sub(1) * stride + hd;
+            let cache = rng.vec(len);
+            let cache_h: Vec<f16> = cache.iter().map(|&v| f16::from_f32(v)).collect();
+            let q = rng.vec(hd);
+            let p = rng.vec(n_kv);
+            let tol = 1e-5 * (hd.max(n_kv) as f32).sqrt();
+            let close = |g: &[f32], w: &[f32]| {
+                g.len() == w.len()
+                    && g.iter()
+                        .zip(w)
+                        .all(|(g, w)| (g - w).abs() <= tol * (1.0 + w.abs()))
+            };
+            let (mut g, mut w) = (vec![0.0; n_kv], vec![0.0; n_kv]);
+            (ops.attn_scores_f16)(&q, &cache_h[off..], stride, 0.125, &mut g);
+            scalar::attn_scores_f16(&q, &cache_h[off..], stride, 0.125, &mut w);
+            assert!(
+                close(&g, &w),
+                "{isa} scores f16 hd{hd} n{n_kv}: {g:?} vs {w:?}"
+            );
+            (ops.attn_scores_f32)(&q, &cache[off..], stride, 0.125, &mut g);
+            scalar::attn_scores_f32(&q, &cache[off..], stride, 0.125, &mut w);
+            assert!(close(&g, &w), "{isa} scores f32 hd{hd} n{n_kv}");
+            let (mut g, mut w) = (vec![f32::NAN; hd], vec![f32::NAN; hd]);
+            (ops.attn_values_f16)(&p, &cache_h[off..], stride, &mut g);
+            scalar::attn_values_f16(&p, &cache_h[off..], stride, &mut w);
+            assert!(close(&g, &w), "{isa} values f16 hd{hd} n{n_kv}");
+            (ops.attn_values_f32)(&p, &cache[off..], stride, &mut g);
+            scalar::attn_values_f32(&p, &cache[off..], stride, &mut w);
+            assert!(close(&g, &w), "{isa} values f32 hd{hd} n{n_kv}");
+        }
+    }
+}
+
 /// Q4_0 weights whose nibbles hit both ends (0 and 15) against activations at ±127: the
 /// largest pair sums the 16-bit multiply-add paths must hold without saturating.
 #[test]

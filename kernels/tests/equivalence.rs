@@ -238,3 +238,88 @@ fn amx_emu_gemm_is_bit_identical_to_the_reference() {
         }
     }
 }
+
+/// Q4_0 repacked eight rows at a time (what `Kernels::repack` hands avx2) gives the same
+/// products as the plain layout, on every ISA and tile (the ones without a repacked kernel
+/// take the scalar path), for column splits that cut groups in two.
+#[test]
+fn repacked_q4_0_matches_the_scalar_reference_on_every_isa_and_tile() {
+    use tessera_kernels::matrix::Repacked;
+    print_skipped();
+    let mut rng = Lcg(4242);
+    let mut checked = 0;
+    for isa in Isa::available() {
+        for tile in isa.valid_tiles() {
+            let kernels = Kernels::new(IsaRequest::Named(isa), Some(tile)).unwrap();
+            for &(n, k, m) in &[
+                (8, 32, 1),
+                (16, 96, 3),
+                (40, 1056, 1),
+                (24, 4160, 5),
+                (64, 256, 9),
+            ] {
+                let owned = make("q4_0", &rng.vec(n * k));
+                let w = WeightMat::new(view(&owned), n, k).unwrap();
+                let mut rp = Repacked::default();
+                assert!(rp.add(&w));
+                let wp = rp.view(w);
+                assert!(matches!(wp.data(), WeightData::Q4_0x8(_)));
+                let x = rng.vec(m * k);
+                let want = reference(&w, &x, m);
+                let mut buf = ActBuf::default();
+                buf.convert(wp.act_kind(), &x, k);
+                let acts = buf.view(wp.act_kind(), &x);
+                let kern = kernels.matmul("test", &wp, m);
+                let mut got = vec![f32::NAN; m * n];
+                {
+                    let out = OutMat::new(&mut got, m, n);
+                    // Three ranges, two of them cutting an 8-row group.
+                    let (a, b) = (3.min(n), (n / 2 + 5).min(n));
+                    // SAFETY: disjoint ranges, run one after the other.
+                    unsafe {
+                        kern.run(&wp, acts, &out, 0..a);
+                        kern.run(&wp, acts, &out, a..b);
+                        kern.run(&wp, acts, &out, b..n);
+                    }
+                }
+                for (idx, (g, r)) in got.iter().zip(&want).enumerate() {
+                    let tol = 1e-5 * (1.0 + r.abs()) * (k as f32 / 32.0).sqrt();
+                    assert!(
+                        (g - r).abs() <= tol,
+                        "{isa} tile {tile} q4_0x8 n{n} k{k} m{m} [{idx}]: {g} vs {r}"
+                    );
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 0);
+}
+
+/// `Kernels::repack` repacks for the avx2 table with its 8-row default tile, records the
+/// repacked kernel, and leaves other tables and tiles alone.
+#[test]
+fn avx2_repacks_by_default_and_records_it() {
+    let owned = make("q4_0", &Lcg(5).vec(16 * 64));
+    let w = WeightMat::new(view(&owned), 16, 64).unwrap();
+    if Isa::Avx2.is_available() && std::env::var_os("TESSERA_REPACK").is_none() {
+        let k = Kernels::new(IsaRequest::Named(Isa::Avx2), None).unwrap();
+        assert!(k.repacks());
+        let rp = k.repack([w]);
+        assert_eq!(rp.len(), 1);
+        k.matmul("ffn_up", &rp.view(w), 1);
+        k.matmul("ffn_up", &rp.view(w), 4);
+        let names: Vec<_> = k.record().iter().map(|u| u.kernel).collect();
+        assert_eq!(names, ["gemv_q4_0x8_q8_0", "gemm_q4_0x8_q8_0"]);
+        let k4 = Kernels::new(
+            IsaRequest::Named(Isa::Avx2),
+            Some(tessera_kernels::TileConfig::new(4, 4, 1024)),
+        )
+        .unwrap();
+        assert!(k4.repack([w]).is_empty());
+    } else {
+        eprintln!("skipped: avx2 repack (no AVX2, or TESSERA_REPACK set)");
+    }
+    let s = Kernels::new(IsaRequest::Named(Isa::Scalar), None).unwrap();
+    assert!(!s.repacks() && s.repack([w]).is_empty());
+}

@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result, bail};
 use tessera_engine::affinity::{self, PinPolicy};
 use tessera_engine::bench::{TestSpec, TimedHook, run_test, run_test_with_hook};
 use tessera_engine::numa::NumaPolicy;
-use tessera_engine::{Context, ContextParams, KvType, Model};
+use tessera_engine::{Backend, Context, ContextParams, KvType, Model};
 use tessera_kernels::{IsaRequest, Kernels, TileConfig};
 
 use crate::cli::{default_threads, list_or, parse_list, positive};
@@ -72,6 +72,17 @@ pub struct Args {
     /// instructions, task-clock, ...). Unavailable ones are null with a reason.
     #[arg(long = "counters", default_value = "none")]
     pub counters: String,
+    /// Backends (comma list of cpu, cuda). cuda offloads the last -ngl layers to GPU 0; each
+    /// cuda configuration runs in a child process, so a GPU fault becomes a `fault` row.
+    #[arg(long = "backend", default_value = "cpu")]
+    pub backend: Vec<String>,
+    /// Layers on the GPU with --backend cuda (comma list; llama.cpp's -ngl): the last N
+    /// layers; more than the layer count also offloads the output head; 0 = all on the CPU.
+    #[arg(long = "n-gpu-layers", visible_alias = "ngl")]
+    pub ngl: Vec<String>,
+    /// Run cuda configurations in this process (what the child process itself is given).
+    #[arg(long = "no-isolate", hide = true)]
+    pub no_isolate: bool,
 }
 
 /// Flags resolved and validated together, before anything runs.
@@ -92,11 +103,19 @@ pub struct Config {
     pub numa: NumaPolicy,
     pub pin: PinPolicy,
     pub counters: Vec<String>,
+    pub backends: Vec<Backend>,
+    /// `-ngl` values (used by cuda configurations only).
+    pub ngl: Vec<usize>,
+    /// Run each cuda configuration in a child process.
+    pub isolate: bool,
+    /// Names of the GPUs (llama-bench's `gpu_info`), when a cuda backend is asked for.
+    pub gpu_info: String,
 }
 
 // llama-bench's defaults.
 const DEFAULT_BATCH: usize = 2048;
 const DEFAULT_UBATCH: usize = 512;
+const DEFAULT_NGL: usize = 99;
 
 impl Config {
     pub fn from_args(a: &Args) -> Result<Self> {
@@ -118,6 +137,23 @@ impl Config {
         let pin: PinPolicy = a.pin.parse().map_err(|e| anyhow::anyhow!("--pin: {e}"))?;
         affinity::plan(&pin, 1, &affinity::topology()).map_err(|e| anyhow::anyhow!("{e}"))?;
         let counters = crate::counters::parse_list(&a.counters)?;
+        let mut backends: Vec<Backend> = list_or("--backend", &a.backend, &[Backend::Cpu])?;
+        backends.dedup();
+        let ngl: Vec<usize> = list_or("-ngl", &a.ngl, &[DEFAULT_NGL])?;
+        // A machine without a usable GPU is refused before any work, in one line.
+        let gpu_info = if backends.contains(&Backend::Cuda) {
+            let p = tessera_engine::cuda::probe()
+                .map_err(|r| anyhow::anyhow!("no CUDA device: {r}"))?;
+            if p.devices.is_empty() {
+                bail!("no CUDA device: the driver reports no CUDA-capable device");
+            }
+            if let Err(r) = &p.nvrtc {
+                bail!("no CUDA device: {r}");
+            }
+            tessera_engine::cuda::gpu_info_string(&p)
+        } else {
+            String::new()
+        };
         if a.reps == 0 {
             bail!("-r: 0 repetitions is not valid; give at least 1");
         }
@@ -193,6 +229,10 @@ impl Config {
             numa,
             pin,
             counters,
+            backends,
+            ngl,
+            isolate: !a.no_isolate,
+            gpu_info,
         })
     }
 
@@ -236,19 +276,34 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<bool> {
                     for &type_v in &cfg.ctv {
                         for &n_threads in &cfg.threads {
                             for &test in &cfg.tests {
-                                let point = Point {
-                                    n_batch,
-                                    n_ubatch,
-                                    type_k,
-                                    type_v,
-                                    n_threads,
-                                    test,
-                                };
-                                let mut row = measure(cfg, path, model, &point, &cpu_info);
-                                row.numa = numa.clone();
-                                all_ok &= row.status == Status::Ok;
-                                exp.row(out, &row)?;
-                                out.flush()?;
+                                for (backend, ngl) in backend_points(cfg) {
+                                    let point = Point {
+                                        n_batch,
+                                        n_ubatch,
+                                        type_k,
+                                        type_v,
+                                        n_threads,
+                                        test,
+                                        backend,
+                                        ngl,
+                                    };
+                                    let rows = if backend == Backend::Cuda && cfg.isolate {
+                                        let template =
+                                            measure_template(cfg, path, model, &point, &cpu_info);
+                                        crate::gpu::run_child(
+                                            &child_args(cfg, path, &point),
+                                            &template,
+                                        )
+                                    } else {
+                                        vec![measure(cfg, path, model, &point, &cpu_info)]
+                                    };
+                                    for mut row in rows {
+                                        row.numa = numa.clone();
+                                        all_ok &= row.status == Status::Ok;
+                                        exp.row(out, &row)?;
+                                        out.flush()?;
+                                    }
+                                }
                             }
                         }
                     }
@@ -268,9 +323,82 @@ struct Point {
     type_v: KvType,
     n_threads: usize,
     test: TestSpec,
+    backend: Backend,
+    /// Offloaded layers (0 on the CPU backend).
+    ngl: usize,
 }
 
-fn measure(
+/// (backend, -ngl) pairs: the CPU backend once, the CUDA backend once per -ngl value.
+fn backend_points(cfg: &Config) -> Vec<(Backend, usize)> {
+    let mut v = Vec::new();
+    for &b in &cfg.backends {
+        match b {
+            Backend::Cpu => v.push((b, 0)),
+            Backend::Cuda => v.extend(cfg.ngl.iter().map(|&n| (b, n))),
+        }
+    }
+    v
+}
+
+/// The `tessera bench` arguments that measure exactly one point, in a child process.
+fn child_args(cfg: &Config, path: &std::path::Path, p: &Point) -> Vec<String> {
+    let mut a: Vec<String> = vec!["bench".into(), "-m".into(), path.display().to_string()];
+    let (np, ng) = (p.test.n_prompt, p.test.n_gen);
+    if np > 0 && ng > 0 {
+        a.extend([
+            "-p".into(),
+            "0".into(),
+            "-n".into(),
+            "0".into(),
+            "--pg".into(),
+            format!("{np},{ng}"),
+        ]);
+    } else {
+        a.extend(["-p".into(), np.to_string(), "-n".into(), ng.to_string()]);
+    }
+    a.extend([
+        "-b".into(),
+        p.n_batch.to_string(),
+        "--ubatch-size".into(),
+        p.n_ubatch.to_string(),
+        "-t".into(),
+        p.n_threads.to_string(),
+        "--cache-type-k".into(),
+        p.type_k.name().into(),
+        "--cache-type-v".into(),
+        p.type_v.name().into(),
+        "-r".into(),
+        cfg.reps.to_string(),
+        "--isa".into(),
+        cfg.isa.to_string(),
+        "--seed".into(),
+        cfg.seed.to_string(),
+        "--numa".into(),
+        cfg.numa.to_string(),
+        "--pin".into(),
+        cfg.pin.to_string(),
+        "--counters".into(),
+        if cfg.counters.is_empty() {
+            "none".into()
+        } else {
+            cfg.counters.join(",")
+        },
+        "--backend".into(),
+        p.backend.name().into(),
+        "--n-gpu-layers".into(),
+        p.ngl.to_string(),
+        "-o".into(),
+        "jsonl".into(),
+        "--no-isolate".into(),
+    ]);
+    if let Some(t) = cfg.tile {
+        a.extend(["--tile".into(), t.to_string()]);
+    }
+    a
+}
+
+/// The row of a point before it is measured: configuration fields filled, status ok.
+fn measure_template(
     cfg: &Config,
     path: &std::path::Path,
     model: &Model,
@@ -279,12 +407,16 @@ fn measure(
 ) -> BenchRow {
     let kernels = Kernels::new(cfg.isa, cfg.tile).expect("validated in Config::from_args");
     let (commit, dirty, number) = results::build_info();
-    let mut row = BenchRow {
+    BenchRow {
         build_commit: commit.to_string(),
         build_number: number,
         cpu_info: cpu_info.to_string(),
-        gpu_info: String::new(),
-        backends: "CPU".to_string(),
+        gpu_info: if p.backend == Backend::Cuda {
+            cfg.gpu_info.clone()
+        } else {
+            String::new()
+        },
+        backends: p.backend.label().to_string(),
         model_filename: path.display().to_string(),
         model_type: model.type_name(),
         model_size: model.size_bytes,
@@ -294,7 +426,7 @@ fn measure(
         n_threads: p.n_threads as u32,
         type_k: p.type_k.name().to_string(),
         type_v: p.type_v.name().to_string(),
-        n_gpu_layers: 0,
+        n_gpu_layers: p.ngl.min(i32::MAX as usize) as i32,
         n_prompt: p.test.n_prompt as u32,
         n_gen: p.test.n_gen as u32,
         n_depth: 0,
@@ -317,8 +449,20 @@ fn measure(
         status: Status::Ok,
         fault: None,
         error: None,
+        pin: cfg.pin.to_string(),
         ..BenchRow::default()
-    };
+    }
+}
+
+fn measure(
+    cfg: &Config,
+    path: &std::path::Path,
+    model: &Model,
+    p: &Point,
+    cpu_info: &str,
+) -> BenchRow {
+    let kernels = Kernels::new(cfg.isa, cfg.tile).expect("validated in Config::from_args");
+    let mut row = measure_template(cfg, path, model, p, cpu_info);
     let topo = affinity::topology();
     let cpus = affinity::plan(&cfg.pin, p.n_threads, &topo).unwrap_or(None);
     row.pin = cfg.pin.to_string();
@@ -343,6 +487,8 @@ fn measure(
         type_k: p.type_k,
         type_v: p.type_v,
         logits_all: false,
+        backend: p.backend,
+        n_gpu_layers: p.ngl,
     };
     let result = Context::new(model, &kernels, params).and_then(|mut ctx| match &mut counters {
         Some(set) => {
@@ -366,6 +512,8 @@ fn measure(
         Err(e) => {
             row.status = Status::Error;
             row.error = Some(e.to_string());
+            // A CUDA error ("GET_ROWS failed: ...") is a fault, classified as bisect does.
+            crate::gpu::classify_row_error(&mut row);
         }
     }
     row.kernels_used = kernels

@@ -93,6 +93,8 @@ pub fn run_cli(a: &Args) -> Result<bool> {
         type_k,
         type_v,
         logits_all: false,
+        backend: Default::default(),
+        n_gpu_layers: 0,
     };
     let mut ctx = Context::new(&model, &kernels, params).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut logits = ctx

@@ -12,7 +12,7 @@ use crate::cmd::compare::{parse_threshold, side_name};
 use crate::cmd::report::slug;
 use crate::compare::load::load_run;
 use crate::compare::matching::{display_name, varying_fields};
-use crate::history::{ChangePoint, CpParams, History, Point, change_points};
+use crate::history::{ChangePoint, CpParams, History, Point, change_points, mark_new};
 
 /// Where the history lives unless `--db` says otherwise (ignored by git).
 pub const DEFAULT_DB: &str = "results/history.sqlite";
@@ -155,7 +155,10 @@ pub fn series_reports(h: &History, s: &ShowArgs) -> Result<Vec<SeriesReport>> {
         let points: Vec<Point> = h.points(key)?;
         let ok: Vec<&Point> = points.iter().filter(|p| p.status == "ok").collect();
         let values: Vec<f64> = ok.iter().map(|p| p.avg_ts).collect();
-        let cps = change_points(&values, &params);
+        let mut cps = change_points(&values, &params);
+        if points.last().is_some_and(|p| p.status == "ok") {
+            mark_new(&values, &mut cps, &params);
+        }
         let mut label = config.get("test").cloned().unwrap_or_default();
         for f in &fields {
             if let Some(v) = config.get(f) {
@@ -243,10 +246,11 @@ pub fn markdown(reports: &[SeriesReport]) -> String {
             .map(|c| {
                 let run = r.points.get(c.index).map(|p| p.run.as_str()).unwrap_or("?");
                 format!(
-                    "{:+.1}% at {run} ({:.2} → {:.2})",
+                    "{:+.1}% at {run} ({:.2} → {:.2}){}",
                     c.change * 100.0,
                     c.before,
-                    c.after
+                    c.after,
+                    if c.new { " **new**" } else { "" }
                 )
             })
             .collect();

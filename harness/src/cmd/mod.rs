@@ -8,6 +8,7 @@ pub mod history;
 pub mod kernels;
 pub mod merge;
 pub mod model;
+pub mod nightly;
 pub mod probe;
 pub mod report;
 pub mod sweep;

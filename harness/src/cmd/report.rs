@@ -12,6 +12,7 @@ use anyhow::{Context as _, Result};
 
 use crate::chart::{self, Heatmap, LineChart, Series};
 use crate::cmd::compare::{parse_threshold, side_name};
+use crate::cmd::history::{SeriesReport, history_chart};
 use crate::compare::load::{LoadedRow, Run, load_run};
 use crate::compare::matching::{label, varying_fields};
 use crate::compare::render;
@@ -74,10 +75,25 @@ pub fn run_cli(a: &Args) -> Result<bool> {
         Some(b) => Some(crate::cmd::compare::resolve_side(b, &a.db)?),
         None => None,
     };
-    let w = write_report(&a.run, a.out_dir.as_deref(), baseline.as_deref(), threshold)?;
+    let w = write_report(
+        &a.run,
+        a.out_dir.as_deref(),
+        baseline.as_deref(),
+        threshold,
+        &Extra::default(),
+    )?;
     println!("{}", w.markdown.display());
     println!("{}", w.html.display());
     Ok(!(a.fail_on_regression && w.regressed))
+}
+
+/// What a caller such as `tessera nightly` adds to a run's report.
+#[derive(Debug, Default)]
+pub struct Extra<'a> {
+    /// A paragraph under the title (nightly's verdict).
+    pub verdict: Option<String>,
+    /// History series to list, with charts for those that have change points.
+    pub history: &'a [SeriesReport],
 }
 
 /// Builds the report of `run` (and its comparison with `baseline`) into `out_dir`
@@ -87,6 +103,7 @@ pub fn write_report(
     out_dir: Option<&Path>,
     baseline: Option<&Path>,
     threshold: f64,
+    extra: &Extra,
 ) -> Result<Written> {
     let run = load_run(run_path)?;
     let out = match out_dir {
@@ -107,6 +124,9 @@ pub fn write_report(
     let mut regressed = false;
     let name = side_name(run_path);
     blocks.push(Block::Heading(format!("tessera report: {name}")));
+    if let Some(v) = &extra.verdict {
+        blocks.push(Block::Para(v.clone()));
+    }
     blocks.push(Block::Para(summary(&run)));
     blocks.push(Block::Heading("Results".into()));
     blocks.push(results_table(&run));
@@ -151,6 +171,10 @@ pub fn write_report(
                 file,
             });
         }
+    }
+
+    if !extra.history.is_empty() {
+        history_blocks(extra.history, &out, &mut blocks, &mut charts)?;
     }
 
     let scaling = scaling_charts(&run);
@@ -201,6 +225,66 @@ fn save_chart(
     let path = out.join(file);
     chart::save(chart, &path).with_context(|| format!("drawing '{}'", path.display()))?;
     all.push(path);
+    Ok(())
+}
+
+/// The history section: one table row per series (runs, latest t/s, change points, new
+/// ones marked), and a chart for each series with a change point.
+fn history_blocks(
+    series: &[SeriesReport],
+    out: &Path,
+    blocks: &mut Vec<Block>,
+    charts: &mut Vec<PathBuf>,
+) -> Result<()> {
+    blocks.push(Block::Heading("History".into()));
+    let rows = series
+        .iter()
+        .map(|r| {
+            let latest = r
+                .points
+                .iter()
+                .rev()
+                .find(|p| p.status == "ok")
+                .map_or_else(|| "-".to_string(), |p| format!("{:.2}", p.avg_ts));
+            let cps: Vec<String> = r
+                .change_points
+                .iter()
+                .map(|c| {
+                    let run = r.points.get(c.index).map_or("?", |p| p.run.as_str());
+                    format!(
+                        "{:+.1}% at {run}{}",
+                        c.change * 100.0,
+                        if c.new { " (new)" } else { "" }
+                    )
+                })
+                .collect();
+            vec![
+                r.label.clone(),
+                r.points.len().to_string(),
+                latest,
+                if cps.is_empty() {
+                    "none".into()
+                } else {
+                    cps.join("; ")
+                },
+            ]
+        })
+        .collect();
+    blocks.push(Block::Table {
+        header: ["series", "runs", "latest t/s", "change points"]
+            .map(String::from)
+            .to_vec(),
+        numeric: vec![false, true, true, false],
+        rows,
+    });
+    for r in series.iter().filter(|r| !r.change_points.is_empty()) {
+        let file = format!("charts/history-{}.png", slug(&r.label));
+        save_chart(&history_chart(r), out, &file, charts)?;
+        blocks.push(Block::Image {
+            title: format!("{}: history", r.label),
+            file,
+        });
+    }
     Ok(())
 }
 

@@ -7,6 +7,7 @@
 //! the kernel version, governor, node memory sizes and measured numbers change without the
 //! machine changing, so they are recorded but not hashed.
 
+pub mod gpu;
 pub mod measure;
 
 use std::path::Path;
@@ -94,6 +95,9 @@ pub struct Probe {
     pub perf: PerfSupport,
     pub tessera_build: String,
     pub measured: Option<Measured>,
+    /// CUDA GPUs, or why there are none.
+    #[serde(default)]
+    pub gpu: gpu::Gpus,
 }
 
 impl Probe {
@@ -146,6 +150,7 @@ pub fn describe() -> Probe {
             let (c, d, _) = crate::results::build_info();
             format!("{c}{}", if d { "-dirty" } else { "" })
         },
+        gpu: gpu::describe(),
         ..Probe::default()
     };
     probe.fingerprint = fingerprint_id(&probe);
@@ -412,6 +417,9 @@ pub fn table(p: &Probe) -> String {
                 .unwrap_or_default()
         ),
     );
+    for (k, v) in gpu::table_lines(&p.gpu) {
+        kv(&k, v);
+    }
     if let Some(m) = &p.measured {
         s.push_str(&format!(
             "\nmemory bandwidth (GB/s, arrays of {} MiB, best of passes)\n",

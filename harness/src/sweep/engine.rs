@@ -172,6 +172,12 @@ impl Engine {
                     s.counters.join(",")
                 };
                 c.args(["--counters", &counters]);
+                if p.backend != "cpu" {
+                    // The sweep already isolates each point in a child: no second level.
+                    c.args(["--backend", &p.backend])
+                        .args(["--n-gpu-layers", &p.ngl.to_string()])
+                        .arg("--no-isolate");
+                }
                 c.args(test_args("--pg"));
                 Ok((c, false))
             }
@@ -271,6 +277,8 @@ mod tests {
             pin: "none".into(),
             ubatch: 256,
             kv_type: "f32".into(),
+            backend: "cpu".into(),
+            ngl: 0,
         }
     }
 
@@ -345,6 +353,17 @@ mod tests {
         );
         assert!(a.contains("--counters task-clock"), "{a}");
         assert!(a.ends_with("-p 0 -n 0 --pg 512,128"), "{a}");
+        assert!(!a.contains("--backend"), "{a}");
+        let cuda = Point {
+            backend: "cuda".into(),
+            ngl: 4,
+            ..point()
+        };
+        let a = args(&Engine::Builtin.command(&cuda, &s).unwrap().0).join(" ");
+        assert!(
+            a.contains("--backend cuda --n-gpu-layers 4 --no-isolate"),
+            "{a}"
+        );
     }
 
     #[test]

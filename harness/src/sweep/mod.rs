@@ -207,6 +207,12 @@ fn template_row(u: &Unit, cfg: &Config, fingerprint: &str) -> BenchRow {
             String::new()
         },
         tile: p.tile.clone(),
+        backends: if p.backend == "cuda" {
+            "CUDA".into()
+        } else {
+            "CPU".into()
+        },
+        n_gpu_layers: p.ngl.min(i32::MAX as usize) as i32,
         cpu_info: crate::cmd::bench::cpu_info(),
         run_id: cfg.run_id.clone(),
         point_key: u.key.clone(),

@@ -46,6 +46,10 @@ pub struct Plan {
     pub timeout: f64,
     /// Counters: "none", "default", or a comma list.
     pub counters: String,
+    /// Backends of the built-in engine: "cpu", "cuda".
+    pub backend: Vec<String>,
+    /// GPU layers (`-ngl`) of the cuda backend points.
+    pub ngl: Vec<usize>,
 }
 
 impl Default for Plan {
@@ -71,6 +75,8 @@ impl Default for Plan {
             reps: 3,
             timeout: 600.0,
             counters: "default".into(),
+            backend: vec!["cpu".into()],
+            ngl: vec![99],
         }
     }
 }
@@ -115,6 +121,16 @@ pub struct Point {
     pub pin: String,
     pub ubatch: usize,
     pub kv_type: String,
+    /// "cpu" or "cuda" (built-in engine).
+    #[serde(default = "cpu_backend")]
+    pub backend: String,
+    /// GPU layers of a cuda point; 0 on the CPU.
+    #[serde(default)]
+    pub ngl: usize,
+}
+
+fn cpu_backend() -> String {
+    "cpu".into()
 }
 
 impl Point {
@@ -133,7 +149,12 @@ impl Point {
             self.pin,
             self.ubatch,
             self.kv_type
-        )
+        ) + &if self.backend == "cpu" {
+            // CPU points keep the keys they had before the backend axis existed.
+            String::new()
+        } else {
+            format!(";backend={};ngl={}", self.backend, self.ngl)
+        }
     }
 
     /// Identifies the configuration without the repeat (for summaries).
@@ -169,6 +190,9 @@ impl Point {
         }
         if self.pin != "none" {
             s.push_str(&format!(" pin={}", self.pin));
+        }
+        if self.backend != "cpu" {
+            s.push_str(&format!(" {} ngl={}", self.backend, self.ngl));
         }
         s
     }
@@ -266,6 +290,21 @@ pub fn isa_tiles(plan: &Plan) -> Result<Vec<(String, String)>> {
 pub fn points(plan: &Plan, models: &[String]) -> Result<Vec<Point>> {
     let tests = tests(plan)?;
     let it = isa_tiles(plan)?;
+    // (backend, ngl): the CPU once, CUDA once per ngl. External engines run their own
+    // backends, so they get the CPU pair only.
+    let mut backends: Vec<(String, usize)> = Vec::new();
+    for b in &plan.backend {
+        match b.parse::<tessera_engine::Backend>() {
+            Ok(tessera_engine::Backend::Cpu) => backends.push(("cpu".into(), 0)),
+            Ok(tessera_engine::Backend::Cuda) => {
+                backends.extend(plan.ngl.iter().map(|&n| ("cuda".to_string(), n)))
+            }
+            Err(e) => bail!("backend: {e}"),
+        }
+    }
+    if backends.is_empty() {
+        bail!("backend: no backend given; valid: cpu, cuda");
+    }
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
     for engine in &plan.engine {
@@ -276,8 +315,17 @@ pub fn points(plan: &Plan, models: &[String]) -> Result<Vec<Point>> {
                         for pin in &plan.pin {
                             for &ubatch in &plan.ubatch {
                                 for kv in &plan.kv_type {
-                                    for &threads in &plan.threads {
+                                    for (&threads, (backend, ngl)) in plan
+                                        .threads
+                                        .iter()
+                                        .flat_map(|t| backends.iter().map(move |b| (t, b)))
+                                    {
                                         let builtin = engine == "builtin";
+                                        let (backend, ngl) = if builtin {
+                                            (backend.clone(), *ngl)
+                                        } else {
+                                            ("cpu".to_string(), 0)
+                                        };
                                         let p = Point {
                                             engine: engine.clone(),
                                             model: model.clone(),
@@ -293,6 +341,8 @@ pub fn points(plan: &Plan, models: &[String]) -> Result<Vec<Point>> {
                                             pin: pin.clone(),
                                             ubatch,
                                             kv_type: kv.clone(),
+                                            backend,
+                                            ngl,
                                         };
                                         if seen.insert(p.canonical()) {
                                             out.push(p);
@@ -397,9 +447,50 @@ mod tests {
             pin: "none".into(),
             ubatch: 512,
             kv_type: "f16".into(),
+            backend: "cpu".into(),
+            ngl: 0,
         };
         assert_eq!(pt.key(0), pt.clone().key(0));
         assert_eq!(pt.key(0), format!("{:016x}", fnv1a(b"engine=builtin;model=m;test=pp64;threads=2;isa=auto;tile=;numa=none;pin=none;ubatch=512;kv=f16;repeat=0")));
+    }
+
+    #[test]
+    fn backend_axis_adds_cuda_points_per_ngl_and_keeps_cpu_keys() {
+        let cpu_only = Plan {
+            threads: vec![1],
+            tg: vec![],
+            ..Plan::default()
+        };
+        let p = Plan {
+            backend: vec!["cpu".into(), "cuda".into()],
+            ngl: vec![0, 99],
+            engine: vec!["builtin".into(), "cmd=echo".into()],
+            ..cpu_only.clone()
+        };
+        let pts = points(&p, &["m".into()]).unwrap();
+        let b: Vec<(&str, usize)> = pts
+            .iter()
+            .filter(|p| p.is_builtin())
+            .map(|p| (p.backend.as_str(), p.ngl))
+            .collect();
+        assert_eq!(b, [("cpu", 0), ("cuda", 0), ("cuda", 99)]);
+        // External engines are not multiplied by the built-in engine's backends.
+        assert_eq!(pts.iter().filter(|p| !p.is_builtin()).count(), 1);
+        // The CPU point's key is the key it had before the axis existed.
+        let before = points(&cpu_only, &["m".into()]).unwrap();
+        assert_eq!(before[0].key(0), pts[0].key(0));
+        assert_ne!(pts[1].key(0), pts[2].key(0));
+        assert!(pts[2].label().contains("cuda ngl=99"), "{}", pts[2].label());
+        let bad = Plan {
+            backend: vec!["metal".into()],
+            ..cpu_only
+        };
+        assert!(
+            points(&bad, &["m".into()])
+                .unwrap_err()
+                .to_string()
+                .contains("'metal'")
+        );
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! AVX2 + FMA + F16C kernels: quantized GEMV/GEMM with `vpmaddubsw`/`vpmaddwd`, f16 and f32
-//! matmuls, Q8_0 activation quantization and the vectorised element-wise ops.
+//! AVX2 + FMA + F16C kernels: quantized GEMV/GEMM with `vpmaddubsw`/`vpmaddwd` (on plain
+//! Q4_0/Q8_0 rows through the shared loop nest, and on Q4_0 repacked at load eight rows at a
+//! time, which is what runs by default), f16 and f32 matmuls, Q8_0 activation
+//! quantization, attention over the KV cache and the vectorised element-wise ops.
 //!
 //! Every function that uses the instructions is a `#[target_feature]` `unsafe fn` reached only
 //! through the dispatch table, which checks the CPU first (`cpu::x86::has_avx2`).
@@ -13,12 +15,15 @@ use std::ops::Range;
 
 use half::f16;
 
-use super::{TileJob, drive, scalar};
-use crate::matrix::{Acts, OutMat, WeightData, WeightMat};
+use super::x86::{f16_at, load1};
+use super::{TileJob, simd_matmul, store_tile};
+use crate::matrix::{Acts, BlockQ4_0x8, OutMat, WeightData, WeightMat};
 use crate::quant::{BlockQ4_0, BlockQ8_0, QK};
 use crate::tile::TileConfig;
 
-/// Tiled matmul over output columns `cols` (same contract as [`scalar::matmul`]).
+/// Tiled matmul over output columns `cols` (same contract as [`super::scalar::matmul`]):
+/// Q4_0 repacked at load ([`BlockQ4_0x8`]) runs its own kernel; everything else the shared
+/// loop nest ([`simd_matmul`]) over this file's micro-kernels.
 ///
 /// # Safety
 /// The CPU supports AVX2, FMA and F16C; no other thread writes `out` in `cols`; `acts` holds
@@ -30,66 +35,28 @@ pub unsafe fn matmul(
     cols: Range<usize>,
     tile: TileConfig,
 ) {
-    let (m, k) = (out.m(), w.k());
-    let nb = k / QK;
-    let fallback = || unsafe { scalar::matmul(w, acts, out, cols.clone(), tile) };
+    let nb = w.k() / QK;
     match (w.data(), acts) {
-        (WeightData::Q4_0(wd), Acts::Q8_0(ad)) => {
-            assert!(ad.len() >= m * nb && cols.end <= w.n());
-            let wp = wd.as_ptr().cast::<u8>();
-            by_tile!(
-                tile,
-                drive(m, cols.clone(), nb, tile.k / QK, MR, NR, |j| unsafe {
-                    tile_q::<MR, NR, true>(wp, nb * 18, ad.as_ptr(), nb, out, j)
-                }),
-                fallback()
-            )
+        (WeightData::Q4_0x8(wd), Acts::Q8_0(ad)) => {
+            assert!(ad.len() >= out.m() * nb && cols.end <= w.n() && wd.len() >= w.n() / 8 * nb);
+            // A 4-token register tile runs as two 2-token ones: 4 accumulators next to the 8
+            // unpacked weight registers spill on AVX2's 16 (pp512, 150m Q4_0, 2 threads, 4
+            // interleaved rounds: fused 4-token tiles 4x8x4096 605.5 t/s, 2x8x4096 636.2;
+            // 4x8x1024 566.8, 2x8x1024 609.6).
+            // SAFETY: forwarded from the caller; shapes checked just above.
+            unsafe {
+                match tile.m {
+                    1 => matmul_x8::<1>(wd, nb, ad, out, cols, tile),
+                    _ => matmul_x8::<2>(wd, nb, ad, out, cols, tile),
+                }
+            }
         }
-        (WeightData::Q8_0(wd), Acts::Q8_0(ad)) => {
-            assert!(ad.len() >= m * nb && cols.end <= w.n());
-            let wp = wd.as_ptr().cast::<u8>();
-            by_tile!(
-                tile,
-                drive(m, cols.clone(), nb, tile.k / QK, MR, NR, |j| unsafe {
-                    tile_q::<MR, NR, false>(wp, nb * 34, ad.as_ptr(), nb, out, j)
-                }),
-                fallback()
-            )
-        }
-        (WeightData::F16(wd), Acts::F16(ad)) => {
-            assert!(ad.len() >= m * k && cols.end <= w.n());
-            let (wp, ap) = (wd.as_ptr().cast::<u8>(), ad.as_ptr().cast::<u8>());
-            by_tile!(
-                tile,
-                drive(m, cols.clone(), k, tile.k, MR, NR, |j| unsafe {
-                    tile_f::<MR, NR, true>(wp, ap, k, out, j)
-                }),
-                fallback()
-            )
-        }
-        (WeightData::F32(wd), Acts::F32(ad)) => {
-            assert!(ad.len() >= m * k && cols.end <= w.n());
-            let (wp, ap) = (wd.as_ptr().cast::<u8>(), ad.as_ptr().cast::<u8>());
-            by_tile!(
-                tile,
-                drive(m, cols.clone(), k, tile.k, MR, NR, |j| unsafe {
-                    tile_f::<MR, NR, false>(wp, ap, k, out, j)
-                }),
-                fallback()
-            )
-        }
-        _ => fallback(),
+        // SAFETY: forwarded from the caller.
+        _ => unsafe { simd_matmul::<Avx2>(w, acts, out, cols, tile) },
     }
 }
 
-/// An f16 stored (unaligned) at `p`, converted with F16C.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn f16_at(p: *const u8) -> f32 {
-    // SAFETY: the caller points `p` at two readable bytes.
-    let bits = unsafe { p.cast::<u16>().read_unaligned() };
-    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
-}
+micro_kernels!(Avx2);
 
 /// The 32 nibbles (0..15, the weight plus 8) of the Q4_0 block whose 16 bytes start at
 /// `qs`: low nibbles are elements 0..16, high nibbles elements 16..32.
@@ -110,29 +77,6 @@ fn hsum(v: __m256) -> f32 {
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     let s = _mm_add_ss(s, _mm_movehdup_ps(s));
     _mm_cvtss_f32(s)
-}
-
-/// Writes (first k pass) or adds (later passes) one tile's sums.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn store_tile<const MR: usize, const NR: usize>(
-    out: &OutMat,
-    j: TileJob,
-    sums: &[[f32; NR]; MR],
-) {
-    for (i, row) in sums.iter().enumerate().take(j.m_valid) {
-        for (r, &v) in row.iter().enumerate().take(j.n_valid) {
-            // SAFETY: the cell is inside this call's rows and columns, which belong to this
-            // thread alone (the caller's contract).
-            unsafe {
-                if j.accumulate {
-                    out.add(j.m0 + i, j.n0 + r, v)
-                } else {
-                    out.write(j.m0 + i, j.n0 + r, v)
-                }
-            }
-        }
-    }
 }
 
 /// One `MR × NR` register tile of a Q4_0/Q8_0 × Q8_0 product over blocks `j.k0..j.k1`.
@@ -221,6 +165,216 @@ unsafe fn tile_q<const MR: usize, const NR: usize, const Q4: bool>(
     unsafe { store_tile::<MR, NR>(out, j, &sums) }
 }
 
+/// How far ahead the repacked kernel prefetches its (contiguous) weight stream: 64 blocks,
+/// 9 KiB. The hardware prefetchers alone leave DRAM latency exposed. Measured (AMD EPYC
+/// Zen 3, tg128 on 150m Q4_0, 2 threads, 3 interleaved rounds of `-r 3` while two
+/// compilers loaded both cores): no prefetch 62.3 t/s, 4 blocks 64.1, 16 69.9, 32 68.2,
+/// 64 74.8; one thread on the 32000 × 1024 head (criterion `gemv/q4_0x8`): 0 → 5.9 GiB/s,
+/// 4 → 7.0, 16 → 10.9, 32 → 14.9 (two runs; the second ranked them the same way).
+const X8_PREFETCH: usize = 64 * std::mem::size_of::<BlockQ4_0x8>();
+
+/// Most blocks per k pass of the repacked kernel (bounds its per-pass activation table).
+const X8_MAX_PASS: usize = 128;
+
+thread_local! {
+    /// Per (token, block) of the current k pass: the activation scale and `8 * Σ q`, the
+    /// correction for the offset-8 nibbles. One per thread, grown once, then reused.
+    static X8_PREP: std::cell::RefCell<Vec<(f32, i32)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Sum of the 32 quants at `q` (an activation block's `qs`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn sum_i8x32(q: *const u8) -> i32 {
+    // SAFETY: the caller points `q` at 32 readable bytes.
+    let v = unsafe { _mm256_loadu_si256(q.cast()) };
+    let s = _mm256_madd_epi16(
+        _mm256_maddubs_epi16(_mm256_set1_epi8(1), v),
+        _mm256_set1_epi16(1),
+    );
+    let s = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 1)))
+}
+
+/// Q4_0 repacked eight rows at a time ([`BlockQ4_0x8`]) × Q8_0 activations over output
+/// columns `cols`, `MR` tokens per register tile.
+///
+/// Loop nest: k in passes of `tile.k` (the activation scales and corrections of a pass are
+/// computed once into a per-thread table), then one 8-row group at a time, then `MR` tokens
+/// at a time: a group's unpacked quants are reused for every token tile.
+///
+/// # Safety
+/// AVX2/FMA/F16C present; `w` holds `n / 8 * nb` blocks with `cols.end <= n`, `a` holds
+/// `out.m() * nb` blocks; no other thread writes `out` in `cols`.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn matmul_x8<const MR: usize>(
+    w: &[BlockQ4_0x8],
+    nb: usize,
+    a: &[BlockQ8_0],
+    out: &OutMat,
+    cols: Range<usize>,
+    tile: TileConfig,
+) {
+    let m = out.m();
+    if cols.is_empty() || m == 0 || nb == 0 {
+        return;
+    }
+    let kp = (tile.k / QK).clamp(1, X8_MAX_PASS).min(nb);
+    X8_PREP.with(|prep| {
+        let mut prep = prep.borrow_mut();
+        if prep.len() < m * kp {
+            prep.resize(m * kp, (0.0, 0));
+        }
+        let mut kb0 = 0;
+        while kb0 < nb {
+            let kb1 = (kb0 + kp).min(nb);
+            for i in 0..m {
+                for b in kb0..kb1 {
+                    let blk = &a[i * nb + b];
+                    // SAFETY: qs is 32 bytes.
+                    let s = unsafe { sum_i8x32(blk.qs.as_ptr().cast()) };
+                    prep[i * kp + b - kb0] = (blk.d.to_f32(), 8 * s);
+                }
+            }
+            for g in cols.start / 8..cols.end.div_ceil(8) {
+                let lanes = cols.start.max(8 * g) - 8 * g..cols.end.min(8 * g + 8) - 8 * g;
+                let mut m0 = 0;
+                while m0 < m {
+                    let m_valid = MR.min(m - m0);
+                    // SAFETY: group g < n / 8 and blocks kb0..kb1 < nb are inside `w`;
+                    // token rows m0.. (clamped below) and blocks inside `a`; the prep rows
+                    // m0.. hold this pass; the lanes are inside `cols`.
+                    unsafe {
+                        tile_x8::<MR>(
+                            w.as_ptr().add(g * nb + kb0),
+                            kb1 - kb0,
+                            std::array::from_fn(|i| {
+                                a.as_ptr().add((m0 + i.min(m_valid - 1)) * nb + kb0).cast()
+                            }),
+                            std::array::from_fn(|i| {
+                                prep.as_ptr().add((m0 + i.min(m_valid - 1)) * kp)
+                            }),
+                            out,
+                            m0,
+                            m_valid,
+                            8 * g,
+                            lanes.clone(),
+                            kb0 > 0,
+                        )
+                    };
+                    m0 += m_valid;
+                }
+            }
+            kb0 = kb1;
+        }
+    });
+}
+
+/// One group of 8 repacked rows × `MR` tokens over `nblk` blocks; writes (or, when
+/// `accumulate`, adds) output columns `col0 + lanes` of rows `m0..m0 + m_valid`.
+///
+/// Per block the 128 quant bytes are four 32-byte loads; masking and shifting give eight
+/// registers, each with four consecutive quants (unsigned, `w + 8`) of all eight rows.
+/// `vpmaddubsw` against the matching four activation quants broadcast to every lane, and
+/// eight such 16-bit products summed (at most 8 · 2 · 15 · 127 = 30480, within i16), give
+/// each row's sum in its lane; `8 · Σa` (the prep table) removes the offset.
+///
+/// # Safety
+/// AVX2/FMA/F16C present; `w` points at `nblk` blocks, each `a[i]` at `nblk` activation
+/// blocks, each `prep[i]` at `nblk` entries; the output cells belong to this thread.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn tile_x8<const MR: usize>(
+    w: *const BlockQ4_0x8,
+    nblk: usize,
+    a: [*const u8; MR],
+    prep: [*const (f32, i32); MR],
+    out: &OutMat,
+    m0: usize,
+    m_valid: usize,
+    col0: usize,
+    lanes: Range<usize>,
+    accumulate: bool,
+) {
+    let low = _mm256_set1_epi8(0x0F);
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_ps(); MR];
+    for b in 0..nblk {
+        // SAFETY (loads): block b of the group and of each token row, by the contract.
+        let p = unsafe { w.add(b) }.cast::<u8>();
+        // X8_PREFETCH bytes ahead (a prefetch never faults, even past the end).
+        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(X8_PREFETCH).cast());
+        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(X8_PREFETCH + 64).cast());
+        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(X8_PREFETCH + 128).cast());
+        let dw = unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p.cast())) };
+        let mut q = [_mm256_setzero_si256(); 8];
+        for c in 0..4 {
+            let v = unsafe { _mm256_loadu_si256(p.add(16 + 32 * c).cast()) };
+            q[c] = _mm256_and_si256(v, low);
+            q[4 + c] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+        }
+        for i in 0..MR {
+            // Activation quants 4c..4c+4 pair with q[c] (elements 4c..), 16+4c.. with q[4+c].
+            let aq = unsafe { a[i].add(b * 34 + 2) };
+            let bc = |c: usize| unsafe {
+                _mm256_set1_epi32(aq.add(4 * c).cast::<i32>().read_unaligned())
+            };
+            let s01 = _mm256_add_epi16(
+                _mm256_maddubs_epi16(q[0], bc(0)),
+                _mm256_maddubs_epi16(q[1], bc(1)),
+            );
+            let s23 = _mm256_add_epi16(
+                _mm256_maddubs_epi16(q[2], bc(2)),
+                _mm256_maddubs_epi16(q[3], bc(3)),
+            );
+            let s45 = _mm256_add_epi16(
+                _mm256_maddubs_epi16(q[4], bc(4)),
+                _mm256_maddubs_epi16(q[5], bc(5)),
+            );
+            let s67 = _mm256_add_epi16(
+                _mm256_maddubs_epi16(q[6], bc(6)),
+                _mm256_maddubs_epi16(q[7], bc(7)),
+            );
+            let s16 = _mm256_add_epi16(_mm256_add_epi16(s01, s23), _mm256_add_epi16(s45, s67));
+            let (da, corr) = unsafe { *prep[i].add(b) };
+            let s32 = _mm256_sub_epi32(_mm256_madd_epi16(s16, ones), _mm256_set1_epi32(corr));
+            acc[i] = _mm256_fmadd_ps(
+                _mm256_cvtepi32_ps(s32),
+                _mm256_mul_ps(dw, _mm256_set1_ps(da)),
+                acc[i],
+            );
+        }
+    }
+    for i in 0..m_valid {
+        // SAFETY: row m0+i < m and columns col0+lanes are this thread's (the contract).
+        let seg = unsafe { out.segment_mut(m0 + i, col0 + lanes.start..col0 + lanes.end) };
+        if lanes.len() == 8 {
+            let p = seg.as_mut_ptr();
+            // SAFETY: seg holds 8 floats.
+            unsafe {
+                let v = if accumulate {
+                    _mm256_add_ps(_mm256_loadu_ps(p), acc[i])
+                } else {
+                    acc[i]
+                };
+                _mm256_storeu_ps(p, v);
+            }
+        } else {
+            let mut t = [0.0f32; 8];
+            // SAFETY: 8 lanes into 8 floats.
+            unsafe { _mm256_storeu_ps(t.as_mut_ptr(), acc[i]) };
+            for (o, v) in seg.iter_mut().zip(&t[lanes.clone()]) {
+                if accumulate {
+                    *o += v;
+                } else {
+                    *o = *v;
+                }
+            }
+        }
+    }
+}
+
 /// 8 elements at `p` as f32: f16 converted with F16C (`H`), or f32 as is.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -231,19 +385,6 @@ unsafe fn load8<const H: bool>(p: *const u8) -> __m256 {
             _mm256_cvtph_ps(_mm_loadu_si128(p.cast()))
         } else {
             _mm256_loadu_ps(p.cast())
-        }
-    }
-}
-
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn load1<const H: bool>(p: *const u8) -> f32 {
-    // SAFETY: the caller points `p` at one readable element.
-    unsafe {
-        if H {
-            f16_at(p)
-        } else {
-            p.cast::<f32>().read_unaligned()
         }
     }
 }
@@ -374,6 +515,7 @@ pub unsafe fn convert_f16(x: &[f32], y: &mut [f16]) {
 }
 
 /// Dot product of an f32 vector with f32 (`H` false) or f16 (`H` true) elements.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn dot_impl<const H: bool>(a: &[f32], b: *const u8, n: usize) -> f32 {
     let es = if H { 2 } else { 4 };
@@ -423,6 +565,176 @@ unsafe fn axpy_impl<const H: bool>(y: &mut [f32], alpha: f32, x: *const u8) {
     for t in e..n {
         y[t] += alpha * unsafe { load1::<H>(x.add(t * es)) };
     }
+}
+
+/// Sums of four vectors' lanes: `[Σa, Σb, Σc, Σd]`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hsum4(a: __m256, b: __m256, c: __m256, d: __m256) -> __m128 {
+    let ab = _mm256_hadd_ps(a, b);
+    let cd = _mm256_hadd_ps(c, d);
+    let abcd = _mm256_hadd_ps(ab, cd);
+    _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1))
+}
+
+/// Attention scores against `out.len()` keys of `hd = q.len()` elements, `stride` elements
+/// apart from `k` on: four keys per step (one horizontal reduction for four), the query in
+/// registers when `hd` is 64 or less.
+///
+/// # Safety
+/// AVX2/FMA/F16C present; `k` holds `(out.len() - 1) * stride + q.len()` elements when
+/// `out` is not empty (2 bytes each for `H`, else 4).
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn attn_scores_impl<const H: bool>(
+    q: &[f32],
+    k: *const u8,
+    stride: usize,
+    scale: f32,
+    out: &mut [f32],
+) {
+    let (hd, n) = (q.len(), out.len());
+    let es = if H { 2 } else { 4 };
+    let h8 = hd / 8 * 8;
+    let sv = _mm_set1_ps(scale);
+    let mut t = 0;
+    while t + 4 <= n {
+        let kp: [*const u8; 4] = std::array::from_fn(|i| k.wrapping_add((t + i) * stride * es));
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut e = 0;
+        while e < h8 {
+            // SAFETY: e + 8 <= hd; key rows t..t+4 are inside `k` (the contract).
+            let qv = unsafe { _mm256_loadu_ps(q.as_ptr().add(e)) };
+            for i in 0..4 {
+                acc[i] = _mm256_fmadd_ps(qv, unsafe { load8::<H>(kp[i].add(e * es)) }, acc[i]);
+            }
+            e += 8;
+        }
+        let mut s = [0.0f32; 4];
+        // SAFETY: 4 lanes into 4 floats.
+        unsafe {
+            _mm_storeu_ps(
+                s.as_mut_ptr(),
+                _mm_mul_ps(hsum4(acc[0], acc[1], acc[2], acc[3]), sv),
+            )
+        };
+        for e in h8..hd {
+            for i in 0..4 {
+                s[i] += scale * q[e] * unsafe { load1::<H>(kp[i].add(e * es)) };
+            }
+        }
+        out[t..t + 4].copy_from_slice(&s);
+        t += 4;
+    }
+    while t < n {
+        // SAFETY: key t is inside `k`.
+        out[t] = scale * unsafe { dot_impl::<H>(q, k.add(t * stride * es), hd) };
+        t += 1;
+    }
+}
+
+/// `out[c..c + 8 W] = Σ_t p[t] · value t` for one chunk of `W` registers, kept in registers
+/// over all keys.
+///
+/// # Safety
+/// As for `attn_values_impl`, with `c + 8 W <= out.len()`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn attn_values_chunk<const H: bool, const W: usize>(
+    p: &[f32],
+    v: *const u8,
+    stride: usize,
+    out: &mut [f32],
+    c: usize,
+) {
+    let es = if H { 2 } else { 4 };
+    let mut acc = [_mm256_setzero_ps(); W];
+    for (t, &w) in p.iter().enumerate() {
+        let wv = _mm256_set1_ps(w);
+        let row = v.wrapping_add((t * stride + c) * es);
+        for j in 0..W {
+            // SAFETY: elements c + 8j.. c + 8j + 8 of value t, inside `v` (the contract).
+            acc[j] = _mm256_fmadd_ps(wv, unsafe { load8::<H>(row.add(8 * j * es)) }, acc[j]);
+        }
+    }
+    for j in 0..W {
+        // SAFETY: c + 8W <= out.len().
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(c + 8 * j), acc[j]) };
+    }
+}
+
+/// `out = Σ_t p[t] · value t` over `p.len()` values of `out.len()` elements, `stride`
+/// elements apart from `v` on: the output in registers, 64 elements at a time.
+///
+/// # Safety
+/// AVX2/FMA/F16C present; `v` holds `(p.len() - 1) * stride + out.len()` elements when `p`
+/// is not empty.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn attn_values_impl<const H: bool>(p: &[f32], v: *const u8, stride: usize, out: &mut [f32]) {
+    let hd = out.len();
+    let es = if H { 2 } else { 4 };
+    let mut c = 0;
+    // SAFETY (all chunks): c + 8W <= hd, forwarded contract.
+    unsafe {
+        while c + 64 <= hd {
+            attn_values_chunk::<H, 8>(p, v, stride, out, c);
+            c += 64;
+        }
+        if c + 32 <= hd {
+            attn_values_chunk::<H, 4>(p, v, stride, out, c);
+            c += 32;
+        }
+        if c + 16 <= hd {
+            attn_values_chunk::<H, 2>(p, v, stride, out, c);
+            c += 16;
+        }
+        if c + 8 <= hd {
+            attn_values_chunk::<H, 1>(p, v, stride, out, c);
+            c += 8;
+        }
+    }
+    for e in c..hd {
+        let mut s = 0.0;
+        for (t, &w) in p.iter().enumerate() {
+            // SAFETY: element e < hd of value t.
+            s += w * unsafe { load1::<H>(v.add((t * stride + e) * es)) };
+        }
+        out[e] = s;
+    }
+}
+
+/// Checks the cache slice covers `n` rows of `len` elements `stride` apart.
+fn covers(have: usize, n: usize, stride: usize, len: usize) {
+    if n > 0 {
+        assert!(
+            (n - 1) * stride + len <= have,
+            "attention cache slice of {have} elements is shorter than {n} rows of {len} \
+             at stride {stride}"
+        );
+    }
+}
+
+pub(crate) fn attn_scores_f16(q: &[f32], k: &[f16], stride: usize, scale: f32, out: &mut [f32]) {
+    covers(k.len(), out.len(), stride, q.len());
+    // SAFETY: reached only through the AVX2 Ops table (CPU checked); extent checked above.
+    unsafe { attn_scores_impl::<true>(q, k.as_ptr().cast(), stride, scale, out) }
+}
+
+pub(crate) fn attn_scores_f32(q: &[f32], k: &[f32], stride: usize, scale: f32, out: &mut [f32]) {
+    covers(k.len(), out.len(), stride, q.len());
+    // SAFETY: as for attn_scores_f16.
+    unsafe { attn_scores_impl::<false>(q, k.as_ptr().cast(), stride, scale, out) }
+}
+
+pub(crate) fn attn_values_f16(p: &[f32], v: &[f16], stride: usize, out: &mut [f32]) {
+    covers(v.len(), p.len(), stride, out.len());
+    // SAFETY: as for attn_scores_f16.
+    unsafe { attn_values_impl::<true>(p, v.as_ptr().cast(), stride, out) }
+}
+
+pub(crate) fn attn_values_f32(p: &[f32], v: &[f32], stride: usize, out: &mut [f32]) {
+    covers(v.len(), p.len(), stride, out.len());
+    // SAFETY: as for attn_scores_f16.
+    unsafe { attn_values_impl::<false>(p, v.as_ptr().cast(), stride, out) }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]

@@ -1,6 +1,7 @@
 //! AVX-512 (F/BW/VL) + VNNI kernels: quantized GEMV/GEMM with `vpdpbusd`, two blocks per
 //! 512-bit register, and 16-wide f16/f32 matmuls. Conversions and element-wise ops are the
-//! AVX2 ones (memory-bound; AVX-512 implies AVX2 here).
+//! AVX2 ones (memory-bound; AVX-512 implies AVX2 here). The loop nest around the micro-kernels
+//! is the one all SIMD ISAs share (`cpu::simd_matmul`).
 //!
 //! Every function that uses the instructions is a `#[target_feature]` `unsafe fn` reached only
 //! through the dispatch table, which checks the CPU first (`cpu::x86::has_avx512`).
@@ -12,12 +13,14 @@
 use std::arch::x86_64::*;
 use std::ops::Range;
 
-use super::{TileJob, drive, scalar};
-use crate::matrix::{Acts, OutMat, WeightData, WeightMat};
-use crate::quant::{BlockQ8_0, QK};
+use super::x86::{f16_at, load1};
+use super::{TileJob, simd_matmul, store_tile};
+use crate::matrix::{Acts, OutMat, WeightMat};
+use crate::quant::BlockQ8_0;
 use crate::tile::TileConfig;
 
-/// Tiled matmul over output columns `cols` (same contract as [`scalar::matmul`]).
+/// Tiled matmul over output columns `cols` (same contract as [`super::scalar::matmul`]):
+/// the shared loop nest ([`simd_matmul`]) over this file's micro-kernels.
 ///
 /// # Safety
 /// The CPU supports AVX-512 F/BW/VL/VNNI, AVX2, FMA and F16C; no other thread writes `out` in
@@ -30,66 +33,11 @@ pub unsafe fn matmul(
     cols: Range<usize>,
     tile: TileConfig,
 ) {
-    let (m, k) = (out.m(), w.k());
-    let nb = k / QK;
-    let fallback = || unsafe { scalar::matmul(w, acts, out, cols.clone(), tile) };
-    match (w.data(), acts) {
-        (WeightData::Q4_0(wd), Acts::Q8_0(ad)) => {
-            assert!(ad.len() >= m * nb && cols.end <= w.n());
-            let wp = wd.as_ptr().cast::<u8>();
-            by_tile!(
-                tile,
-                drive(m, cols.clone(), nb, tile.k / QK, MR, NR, |j| unsafe {
-                    tile_q::<MR, NR, true>(wp, nb * 18, ad.as_ptr(), nb, out, j)
-                }),
-                fallback()
-            )
-        }
-        (WeightData::Q8_0(wd), Acts::Q8_0(ad)) => {
-            assert!(ad.len() >= m * nb && cols.end <= w.n());
-            let wp = wd.as_ptr().cast::<u8>();
-            by_tile!(
-                tile,
-                drive(m, cols.clone(), nb, tile.k / QK, MR, NR, |j| unsafe {
-                    tile_q::<MR, NR, false>(wp, nb * 34, ad.as_ptr(), nb, out, j)
-                }),
-                fallback()
-            )
-        }
-        (WeightData::F16(wd), Acts::F16(ad)) => {
-            assert!(ad.len() >= m * k && cols.end <= w.n());
-            let (wp, ap) = (wd.as_ptr().cast::<u8>(), ad.as_ptr().cast::<u8>());
-            by_tile!(
-                tile,
-                drive(m, cols.clone(), k, tile.k, MR, NR, |j| unsafe {
-                    tile_f::<MR, NR, true>(wp, ap, k, out, j)
-                }),
-                fallback()
-            )
-        }
-        (WeightData::F32(wd), Acts::F32(ad)) => {
-            assert!(ad.len() >= m * k && cols.end <= w.n());
-            let (wp, ap) = (wd.as_ptr().cast::<u8>(), ad.as_ptr().cast::<u8>());
-            by_tile!(
-                tile,
-                drive(m, cols.clone(), k, tile.k, MR, NR, |j| unsafe {
-                    tile_f::<MR, NR, false>(wp, ap, k, out, j)
-                }),
-                fallback()
-            )
-        }
-        _ => fallback(),
-    }
+    // SAFETY: forwarded from the caller.
+    unsafe { simd_matmul::<Avx512>(w, acts, out, cols, tile) }
 }
 
-/// An f16 stored (unaligned) at `p`, converted with F16C.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn f16_at(p: *const u8) -> f32 {
-    // SAFETY: the caller points `p` at two readable bytes.
-    let bits = unsafe { p.cast::<u16>().read_unaligned() };
-    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
-}
+micro_kernels!(Avx512);
 
 /// The 32 weights of the block at `p` as unsigned bytes `w + OFFSET` (see `tile_q`): Q4_0
 /// nibbles as they are (offset 8 is built in), Q8_0 bytes with the sign bit flipped
@@ -124,29 +72,6 @@ fn join(lo: __m256i, hi: __m256i) -> __m512i {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 fn halves(lo: f32, hi: f32) -> __m512 {
     _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(lo), _mm512_set1_ps(hi))
-}
-
-/// Writes (first k pass) or adds (later passes) one tile's sums.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn store_tile<const MR: usize, const NR: usize>(
-    out: &OutMat,
-    j: TileJob,
-    sums: &[[f32; NR]; MR],
-) {
-    for (i, row) in sums.iter().enumerate().take(j.m_valid) {
-        for (r, &v) in row.iter().enumerate().take(j.n_valid) {
-            // SAFETY: the cell is inside this call's rows and columns, which belong to this
-            // thread alone (the caller's contract).
-            unsafe {
-                if j.accumulate {
-                    out.add(j.m0 + i, j.n0 + r, v)
-                } else {
-                    out.write(j.m0 + i, j.n0 + r, v)
-                }
-            }
-        }
-    }
 }
 
 /// One `MR × NR` register tile of a Q4_0/Q8_0 × Q8_0 product over blocks `j.k0..j.k1`, two
@@ -244,19 +169,6 @@ unsafe fn load16<const H: bool>(p: *const u8) -> __m512 {
             _mm512_cvtph_ps(_mm256_loadu_si256(p.cast()))
         } else {
             _mm512_loadu_ps(p.cast())
-        }
-    }
-}
-
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn load1<const H: bool>(p: *const u8) -> f32 {
-    // SAFETY: the caller points `p` at one readable element.
-    unsafe {
-        if H {
-            f16_at(p)
-        } else {
-            p.cast::<f32>().read_unaligned()
         }
     }
 }

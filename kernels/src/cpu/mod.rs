@@ -22,6 +22,42 @@ macro_rules! by_tile {
     };
 }
 
+/// Declares the unit struct `$isa` and implements [`MicroKernels`] for it with the `tile_q`
+/// and `tile_f` functions of the module that invokes it (each ISA file has both, with the
+/// trait's signatures and contracts).
+#[cfg(target_arch = "x86_64")]
+macro_rules! micro_kernels {
+    ($isa:ident) => {
+        /// This file's micro-kernels, for [`super::simd_matmul`].
+        struct $isa;
+
+        impl super::MicroKernels for $isa {
+            unsafe fn tile_q<const MR: usize, const NR: usize, const Q4: bool>(
+                w: *const u8,
+                wrow: usize,
+                a: *const crate::quant::BlockQ8_0,
+                nb: usize,
+                out: &crate::matrix::OutMat,
+                j: super::TileJob,
+            ) {
+                // SAFETY: the trait's contract is the function's.
+                unsafe { tile_q::<MR, NR, Q4>(w, wrow, a, nb, out, j) }
+            }
+
+            unsafe fn tile_f<const MR: usize, const NR: usize, const H: bool>(
+                w: *const u8,
+                a: *const u8,
+                k: usize,
+                out: &crate::matrix::OutMat,
+                j: super::TileJob,
+            ) {
+                // SAFETY: the trait's contract is the function's.
+                unsafe { tile_f::<MR, NR, H>(w, a, k, out, j) }
+            }
+        }
+    };
+}
+
 pub mod amx;
 pub mod amx_emu;
 #[cfg(target_arch = "x86_64")]
@@ -88,6 +124,175 @@ pub(crate) fn drive(
             n0 += n_valid;
         }
         k0 = k1;
+    }
+}
+
+/// The register-tile micro-kernels of one SIMD ISA; [`simd_matmul`] runs them over the
+/// shared loop nest, so the ISAs differ only in what they compute per tile.
+#[cfg(target_arch = "x86_64")]
+pub(crate) trait MicroKernels {
+    /// One `MR × NR` tile of a Q4_0 (`Q4`) or Q8_0 weight × Q8_0 activation product over
+    /// blocks `j.k0..j.k1`.
+    ///
+    /// # Safety
+    /// The ISA's CPU features are present; `w` points at weight rows of `wrow` bytes (blocks
+    /// of 18 bytes for `Q4`, else 34) with rows `j.n0..j.n0+j.n_valid` and blocks
+    /// `j.k0..j.k1` inside; `a` at token rows of `nb` blocks with rows
+    /// `j.m0..j.m0+j.m_valid` inside; the tile's output cells belong to this thread.
+    unsafe fn tile_q<const MR: usize, const NR: usize, const Q4: bool>(
+        w: *const u8,
+        wrow: usize,
+        a: *const crate::quant::BlockQ8_0,
+        nb: usize,
+        out: &crate::matrix::OutMat,
+        j: TileJob,
+    );
+
+    /// One `MR × NR` tile of an f16 × f16 (`H`) or f32 × f32 product over elements
+    /// `j.k0..j.k1`, accumulated in f32.
+    ///
+    /// # Safety
+    /// The ISA's CPU features are present; `w` and `a` point at rows of `k` elements (2
+    /// bytes each for `H`, else 4) with the tile's rows inside; the output cells are this
+    /// thread's.
+    unsafe fn tile_f<const MR: usize, const NR: usize, const H: bool>(
+        w: *const u8,
+        a: *const u8,
+        k: usize,
+        out: &crate::matrix::OutMat,
+        j: TileJob,
+    );
+}
+
+/// Tiled matmul over output columns `cols` with the micro-kernels of `K` (same contract as
+/// [`scalar::matmul`]); formats and tiles without a micro-kernel run the scalar reference.
+///
+/// # Safety
+/// The CPU has `K`'s features; no other thread writes `out` in `cols`; `acts` holds
+/// `out.m()` rows of `w.k()` elements in the form `w.act_kind()`; `cols.end <= w.n()`.
+#[cfg(target_arch = "x86_64")]
+pub(crate) unsafe fn simd_matmul<K: MicroKernels>(
+    w: &crate::matrix::WeightMat,
+    acts: crate::matrix::Acts,
+    out: &crate::matrix::OutMat,
+    cols: Range<usize>,
+    tile: crate::tile::TileConfig,
+) {
+    use crate::matrix::{Acts, WeightData};
+    use crate::quant::QK;
+    let (m, k) = (out.m(), w.k());
+    let nb = k / QK;
+    // SAFETY (every micro-kernel call below): the activations and weights were checked to
+    // hold the rows and blocks `drive` hands out (it stays inside `0..m`, `cols`, `0..nb`
+    // or `0..k`); the caller owns `cols`; the CPU has `K`'s features.
+    let done = match (w.data(), acts) {
+        (WeightData::Q4_0(wd), Acts::Q8_0(ad)) => {
+            assert!(ad.len() >= m * nb && cols.end <= w.n() && wd.len() >= w.n() * nb);
+            unsafe { quant_tiles::<K, true>(wd.as_ptr().cast(), ad, nb, out, &cols, tile) }
+        }
+        (WeightData::Q8_0(wd), Acts::Q8_0(ad)) => {
+            assert!(ad.len() >= m * nb && cols.end <= w.n() && wd.len() >= w.n() * nb);
+            unsafe { quant_tiles::<K, false>(wd.as_ptr().cast(), ad, nb, out, &cols, tile) }
+        }
+        (WeightData::F16(wd), Acts::F16(ad)) => {
+            assert!(ad.len() >= m * k && cols.end <= w.n() && wd.len() >= w.n() * k);
+            let (wp, ap) = (wd.as_ptr().cast(), ad.as_ptr().cast());
+            unsafe { float_tiles::<K, true>(wp, ap, k, out, &cols, tile) }
+        }
+        (WeightData::F32(wd), Acts::F32(ad)) => {
+            assert!(ad.len() >= m * k && cols.end <= w.n() && wd.len() >= w.n() * k);
+            let (wp, ap) = (wd.as_ptr().cast(), ad.as_ptr().cast());
+            unsafe { float_tiles::<K, false>(wp, ap, k, out, &cols, tile) }
+        }
+        _ => false,
+    };
+    if !done {
+        // SAFETY: forwarded from the caller.
+        unsafe { scalar::matmul(w, acts, out, cols, tile) }
+    }
+}
+
+/// [`simd_matmul`] for Q4_0 (`Q4`) or Q8_0 weights at `wp` (rows of `nb` blocks); false,
+/// with nothing computed, when `tile` has no micro-kernel.
+///
+/// # Safety
+/// As for [`simd_matmul`], with the shapes checked by it.
+#[cfg(target_arch = "x86_64")]
+unsafe fn quant_tiles<K: MicroKernels, const Q4: bool>(
+    wp: *const u8,
+    ad: &[crate::quant::BlockQ8_0],
+    nb: usize,
+    out: &crate::matrix::OutMat,
+    cols: &Range<usize>,
+    tile: crate::tile::TileConfig,
+) -> bool {
+    let wrow = nb * if Q4 { 18 } else { 34 };
+    let k_step = tile.k / crate::quant::QK;
+    by_tile!(
+        tile,
+        {
+            // SAFETY: `drive` stays inside `0..m`, `cols` and `0..nb`, which the caller
+            // checked the operands hold.
+            drive(out.m(), cols.clone(), nb, k_step, MR, NR, |j| unsafe {
+                K::tile_q::<MR, NR, Q4>(wp, wrow, ad.as_ptr(), nb, out, j)
+            });
+            true
+        },
+        false
+    )
+}
+
+/// [`simd_matmul`] for f16 (`H`) or f32 weights at `wp` and activations at `ap`, rows of `k`
+/// elements; false, with nothing computed, when `tile` has no micro-kernel.
+///
+/// # Safety
+/// As for [`simd_matmul`], with the shapes checked by it.
+#[cfg(target_arch = "x86_64")]
+unsafe fn float_tiles<K: MicroKernels, const H: bool>(
+    wp: *const u8,
+    ap: *const u8,
+    k: usize,
+    out: &crate::matrix::OutMat,
+    cols: &Range<usize>,
+    tile: crate::tile::TileConfig,
+) -> bool {
+    by_tile!(
+        tile,
+        {
+            // SAFETY: `drive` stays inside `0..m`, `cols` and `0..k`, which the caller
+            // checked the operands hold.
+            drive(out.m(), cols.clone(), k, tile.k, MR, NR, |j| unsafe {
+                K::tile_f::<MR, NR, H>(wp, ap, k, out, j)
+            });
+            true
+        },
+        false
+    )
+}
+
+/// Writes (first k pass) or adds (later passes) one register tile's sums.
+///
+/// # Safety
+/// The tile's cells (`j.m0..+m_valid` × `j.n0..+n_valid`) are inside `out` and this
+/// thread's alone.
+#[inline(always)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) unsafe fn store_tile<const MR: usize, const NR: usize>(
+    out: &crate::matrix::OutMat,
+    j: TileJob,
+    sums: &[[f32; NR]; MR],
+) {
+    for (i, row) in sums.iter().enumerate().take(j.m_valid) {
+        for (r, &v) in row.iter().enumerate().take(j.n_valid) {
+            // SAFETY: inside this call's rows and columns, this thread's (the contract).
+            unsafe {
+                if j.accumulate {
+                    out.add(j.m0 + i, j.n0 + r, v)
+                } else {
+                    out.write(j.m0 + i, j.n0 + r, v)
+                }
+            }
+        }
     }
 }
 

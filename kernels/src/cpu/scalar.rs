@@ -80,6 +80,39 @@ pub fn axpy_f16(y: &mut [f32], alpha: f32, x: &[f16]) {
     }
 }
 
+/// Attention scores of one query head against `out.len()` cached keys: key `t` is
+/// `k[t * stride..t * stride + q.len()]`, `out[t] = scale * q · key t`.
+pub fn attn_scores_f16(q: &[f32], k: &[f16], stride: usize, scale: f32, out: &mut [f32]) {
+    for (t, o) in out.iter_mut().enumerate() {
+        *o = scale * dot_f32_f16(q, &k[t * stride..t * stride + q.len()]);
+    }
+}
+
+/// As [`attn_scores_f16`] over an f32 cache.
+pub fn attn_scores_f32(q: &[f32], k: &[f32], stride: usize, scale: f32, out: &mut [f32]) {
+    for (t, o) in out.iter_mut().enumerate() {
+        *o = scale * dot_f32(q, &k[t * stride..t * stride + q.len()]);
+    }
+}
+
+/// `out = Σ_t p[t] · value t`, value `t` being `v[t * stride..t * stride + out.len()]`.
+pub fn attn_values_f16(p: &[f32], v: &[f16], stride: usize, out: &mut [f32]) {
+    out.fill(0.0);
+    let hd = out.len();
+    for (t, &w) in p.iter().enumerate() {
+        axpy_f16(out, w, &v[t * stride..t * stride + hd]);
+    }
+}
+
+/// As [`attn_values_f16`] over an f32 cache.
+pub fn attn_values_f32(p: &[f32], v: &[f32], stride: usize, out: &mut [f32]) {
+    out.fill(0.0);
+    let hd = out.len();
+    for (t, &w) in p.iter().enumerate() {
+        axpy_f32(out, w, &v[t * stride..t * stride + hd]);
+    }
+}
+
 /// `out = x / sqrt(mean(x^2) + eps) * w`.
 pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     let ss: f32 = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
@@ -146,7 +179,37 @@ pub unsafe fn matmul(
         (WeightData::Q4_0(wd), Acts::Q8_0(ad)) => unsafe {
             tiled(wd, ad, w.k(), QK, out, cols, tile, dot_q4_0_q8_0)
         },
+        (WeightData::Q4_0x8(wd), Acts::Q8_0(ad)) => unsafe {
+            matmul_q4_0x8(wd, ad, w.k(), out, cols)
+        },
         (wd, _) => panic!("activations do not match {} weights", wd.ty()),
+    }
+}
+
+/// The repacked Q4_0 layout, one output at a time: each row's blocks are unpacked back to
+/// Q4_0 and dotted as [`dot_q4_0_q8_0`] does, block by block in order.
+///
+/// # Safety
+/// As for [`matmul`].
+unsafe fn matmul_q4_0x8(
+    w: &[crate::matrix::BlockQ4_0x8],
+    a: &[BlockQ8_0],
+    k: usize,
+    out: &OutMat,
+    cols: Range<usize>,
+) {
+    let nb = k / QK;
+    for i in 0..out.m() {
+        let ar = &a[i * nb..(i + 1) * nb];
+        for j in cols.clone() {
+            let g = &w[j / 8 * nb..(j / 8 + 1) * nb];
+            let mut sum = 0.0f32;
+            for (bw, ba) in g.iter().zip(ar) {
+                sum += dot_q4_0_q8_0(&[bw.row(j % 8)], std::slice::from_ref(ba));
+            }
+            // SAFETY: i < m, j < cols.end <= n; the column range is ours alone.
+            unsafe { out.write(i, j, sum) };
+        }
     }
 }
 

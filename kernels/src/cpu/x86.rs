@@ -97,3 +97,34 @@ fn request_tile_permission() -> Result<(), String> {
 fn request_tile_permission() -> Result<(), String> {
     Err("AMX is only enabled on Linux (needs arch_prctl(ARCH_REQ_XCOMP_PERM))".into())
 }
+
+/// An f16 stored (unaligned) at `p`, converted with F16C. Shared by the avx2 and avx512
+/// kernels (it inlines into either).
+///
+/// # Safety
+/// The CPU supports F16C; `p` points at two readable bytes.
+#[inline]
+#[target_feature(enable = "f16c")]
+pub(crate) unsafe fn f16_at(p: *const u8) -> f32 {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller points `p` at two readable bytes.
+    let bits = unsafe { p.cast::<u16>().read_unaligned() };
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
+}
+
+/// One element at `p` as f32: an f16 (`H`) or an f32.
+///
+/// # Safety
+/// The CPU supports F16C; `p` points at one readable element.
+#[inline]
+#[target_feature(enable = "f16c")]
+pub(crate) unsafe fn load1<const H: bool>(p: *const u8) -> f32 {
+    // SAFETY: the caller points `p` at one readable element.
+    unsafe {
+        if H {
+            f16_at(p)
+        } else {
+            p.cast::<f32>().read_unaligned()
+        }
+    }
+}
