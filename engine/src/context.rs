@@ -191,19 +191,23 @@ impl<'a> Context<'a> {
             crate::cuda::Backend::Cpu => None,
             crate::cuda::Backend::Cuda => Some(crate::cuda::Offload::new(model, &params)?),
         };
+        // Only what the CPU multiplies is repacked: offloaded layers and head are not.
+        let (n_cpu_layers, head_on_cpu) = gpu.as_ref().map_or((hp.n_layer, true), |g| {
+            (g.split().first_gpu_layer, !g.split().head_on_gpu)
+        });
+        let packed = kernels.repack(
+            model.layers[..n_cpu_layers]
+                .iter()
+                .flat_map(|l| [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down])
+                .chain(head_on_cpu.then(|| model.head()))
+                .map(Weight::mat),
+        );
         Ok(Self {
             gpu,
             model,
             kernels,
             pool: ThreadPool::new(params.n_threads),
-            packed: kernels.repack(
-                model
-                    .layers
-                    .iter()
-                    .flat_map(|l| [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down])
-                    .chain([model.head()])
-                    .map(Weight::mat),
-            ),
+            packed,
             logits: vec![0.0; logit_rows * hp.n_vocab],
             n_logit_rows: 0,
             params,
