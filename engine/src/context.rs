@@ -377,8 +377,10 @@ impl<'a> Context<'a> {
             let attn = OutMat::new(&mut s.attn[..m * e], m, e);
             let scores = OutMat::new(&mut s.scores, self.params.n_threads, n_ctx);
             let cache = &self.kv[l];
+            // Jobs are dealt round-robin: a causal token's cost grows with its position, so
+            // contiguous ranges would give the last thread the most work.
             self.pool.run(&|tid, nth| {
-                for job in split_range(m * n_head, nth, tid, 1) {
+                for job in (tid..m * n_head).step_by(nth) {
                     let (i, h) = (job / n_head, job % n_head);
                     let n_kv = pos0 + i + 1; // causal: positions 0..=pos
                     let kvh = h / group;
@@ -427,7 +429,16 @@ impl<'a> Context<'a> {
                 ],
             );
             k.note("swiglu", "swiglu", None);
-            (ops.swiglu)(&mut s.gate[..m * ff], &s.up[..m * ff]);
+            {
+                let gate = SyncRows::new(&mut s.gate[..m * ff], ff);
+                let up = &s.up[..m * ff];
+                self.pool.run(&|tid, nth| {
+                    let rows = split_range(m, nth, tid, 1);
+                    // SAFETY: each thread takes its own rows of `gate`.
+                    let g = unsafe { gate.rows(rows.clone()) };
+                    (ops.swiglu)(g, &up[rows.start * ff..rows.end * ff]);
+                });
+            }
             matmul_shared(
                 k,
                 &self.pool,
@@ -522,6 +533,43 @@ fn attend(
     }
 }
 
+/// A row-major buffer whose disjoint row ranges threads of one `pool.run` fill.
+struct SyncRows<T> {
+    ptr: *mut T,
+    rows: usize,
+    row_len: usize,
+}
+
+// SAFETY: only `rows` hands out access, and its contract requires disjoint ranges.
+unsafe impl<T: Send> Sync for SyncRows<T> {}
+
+impl<T> SyncRows<T> {
+    fn new(data: &mut [T], row_len: usize) -> Self {
+        Self {
+            ptr: data.as_mut_ptr(),
+            rows: data.len() / row_len.max(1),
+            row_len,
+        }
+    }
+
+    /// Rows `r` of the buffer.
+    ///
+    /// # Safety
+    /// No other reference to these rows exists while the slice lives (threads take
+    /// disjoint ranges), and the buffer outlives it.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn rows(&self, r: std::ops::Range<usize>) -> &mut [T] {
+        assert!(r.start <= r.end && r.end <= self.rows, "rows out of range");
+        // SAFETY: in bounds (checked); exclusive by the contract.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.ptr.add(r.start * self.row_len),
+                r.len() * self.row_len,
+            )
+        }
+    }
+}
+
 /// Multiplies `x` (`m` rows) by each weight, converting the activations once for all
 /// weights that take the same form (Q, K and V share one quantization of `x`).
 fn matmul_shared(
@@ -544,7 +592,20 @@ fn matmul_shared(
             .count();
         let (group, tail) = rest.split_at_mut(same);
         rest = tail;
-        act.convert(kind, x, group[0].1.k);
+        let k = group[0].1.k;
+        if kind == tessera_kernels::ActKind::Q8_0 && m > 1 {
+            // Prompt batches quantize their rows in parallel (bit-identical to one pass).
+            let nb = k / tessera_kernels::quant::QK;
+            let q8 = SyncRows::new(act.q8_mut(m * nb), nb);
+            pool.run(&|tid, nth| {
+                let rows = split_range(m, nth, tid, 1);
+                // SAFETY: each thread takes its own rows of the quantized buffer.
+                let y = unsafe { q8.rows(rows.clone()) };
+                kernels.quantize_q8_0(&x[rows.start * k..rows.end * k], y);
+            });
+        } else {
+            act.convert(kind, x, k);
+        }
         let acts: Acts = act.view(kind, x);
         // Up to 4 matmuls per run, on the stack (`eval` does not allocate).
         for chunk in group.chunks_mut(4) {

@@ -5,6 +5,7 @@
 pub mod affinity;
 pub mod bench;
 pub mod cache_dir;
+pub mod calibrate;
 pub mod context;
 pub mod cuda;
 pub mod error;

@@ -53,6 +53,7 @@ pub const FIELDS: &[&str] = &[
     "build_features",
     "isa",
     "isa_requested",
+    "isa_reason",
     "tile",
     "kernels_used",
     "status",
@@ -86,6 +87,7 @@ pub const STRING_FIELDS: &[&str] = &[
     "engine",
     "isa",
     "isa_requested",
+    "isa_reason",
     "tile",
     "status",
     "error",
@@ -262,6 +264,10 @@ pub struct BenchRow {
     pub isa: String,
     #[serde(default)]
     pub isa_requested: String,
+    /// How `isa` was chosen when `isa_requested` is `auto` (the calibration and its
+    /// timings, or the fixed order); empty for a named ISA.
+    #[serde(default)]
+    pub isa_reason: String,
     /// "MxNxK".
     #[serde(default)]
     pub tile: String,
@@ -375,6 +381,7 @@ impl Default for BenchRow {
             build_features: Vec::new(),
             isa: String::new(),
             isa_requested: "auto".to_string(),
+            isa_reason: String::new(),
             tile: String::new(),
             kernels_used: Vec::new(),
             status: Status::Ok,

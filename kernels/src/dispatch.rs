@@ -96,8 +96,26 @@ impl Isa {
     /// tables): the best available of avx512, avx2, scalar. Itself for the others.
     pub fn fallback(self) -> Isa {
         match self {
-            Isa::Amx | Isa::AmxEmu => Isa::auto(),
+            // Available only with AVX-512 VNNI (see `unavailable_reason`).
+            Isa::Amx => Isa::Avx512,
+            Isa::AmxEmu => [Isa::Avx512, Isa::Avx2]
+                .into_iter()
+                .find(|i| i.is_available())
+                .unwrap_or(Isa::Scalar),
             i => i,
+        }
+    }
+
+    /// The repacked layout this ISA's kernels run fastest on with `tile`, if any: avx2 with
+    /// its 8-row register tile takes Q4_0 eight rows at a time; avx512 with a 16-row tile,
+    /// and the AMX tables (whose GEMV runs on avx512), take the x16 layout of Q4_0 and Q8_0.
+    pub fn repack_layout(self, tile: TileConfig) -> Option<crate::matrix::Layout> {
+        use crate::matrix::Layout;
+        match self {
+            Isa::Avx2 if tile.n == 8 => Some(Layout::X8),
+            Isa::Avx512 if tile.n == 16 => Some(Layout::X16),
+            Isa::Amx | Isa::AmxEmu => Some(Layout::X16),
+            _ => None,
         }
     }
 
@@ -117,7 +135,10 @@ impl Isa {
         };
         match self {
             Isa::Scalar => grid(&[1, 2, 4, 8], &[1, 2, 4, 8]),
-            Isa::Avx2 | Isa::Avx512 => grid(&SIMD_TILE_MS, &SIMD_TILE_NS),
+            Isa::Avx2 => grid(&SIMD_TILE_MS, &SIMD_TILE_NS),
+            // m = 8 and n = 16 are the x16 layout's register tiles (tokens × one 16-row
+            // group); on plain rows they run as 4 × 8.
+            Isa::Avx512 => grid(&[1, 2, 4, 8], &[1, 2, 4, 8, 16]),
             // m × n = tokens × weight rows per step in 16-row tiles (1×1 up to 2×2 C
             // tiles). K per tile product is fixed at one block (per-block scales), and rows
             // are always reduced in one pass, so k is only the whole-row marker 4096.
@@ -147,14 +168,15 @@ impl Isa {
     ///   Q4_0, 2 threads, 4 interleaved rounds: 4x8x4096 605.5 t/s, 4x8x1024 566.8), since
     ///   ffn_down's 2816-long rows then need no second pass. The n = 8 keeps the repack on
     ///   (`Kernels::repacks`).
-    /// - avx512: 4x4x4096 by register count (32 zmm: 16 accumulators + 4 unpacked weight
-    ///   blocks + activations); NOT measured, no machine at hand has AVX-512.
+    /// - avx512: 8x16x4096: eight tokens × one 16-row group of the x16 layout (8
+    ///   accumulators + 8 weight registers + 2 chains per token fit the 32 zmm), measured
+    ///   in docs and `cargo bench -p tessera-kernels --bench tiles`.
     /// - amx, amx-emu: 32x32 (2×2 C tiles, as llama.cpp), whole-row k.
     pub fn default_tile(self) -> TileConfig {
         match self {
             Isa::Scalar => TileConfig::new(4, 4, 4096),
             Isa::Avx2 => TileConfig::new(4, 8, 4096),
-            Isa::Avx512 => TileConfig::new(4, 4, 4096),
+            Isa::Avx512 => TileConfig::new(8, 16, 4096),
             Isa::Amx | Isa::AmxEmu => TileConfig::new(32, 32, 4096),
         }
     }
@@ -430,6 +452,18 @@ impl Kernels {
         })
     }
 
+    /// A table for `isa`, chosen by the caller (e.g. a calibration) for `request`: the
+    /// record keeps `request` (`auto`) beside the ISA that runs.
+    pub fn with_isa(
+        request: IsaRequest,
+        isa: Isa,
+        tile: Option<TileConfig>,
+    ) -> Result<Self, DispatchError> {
+        let mut k = Self::new(IsaRequest::Named(isa), tile)?;
+        k.request = request;
+        Ok(k)
+    }
+
     pub fn isa(&self) -> Isa {
         self.isa
     }
@@ -482,20 +516,34 @@ impl Kernels {
     /// Measured (AMD EPYC Zen 3, 2 threads, 150m Q4_0, interleaved runs): see
     /// `kernels/src/cpu/avx2.rs` `matmul_x8` and the README's performance section.
     pub fn repacks(&self) -> bool {
-        self.isa == Isa::Avx2 && self.gemm_tile.n == 8 && repack_enabled()
+        self.repack_layout().is_some()
+    }
+
+    /// The layout [`Kernels::repack`] repacks into (see [`Isa::repack_layout`]), or `None`
+    /// when it does not repack (also with `TESSERA_REPACK=0`).
+    pub fn repack_layout(&self) -> Option<crate::matrix::Layout> {
+        self.isa
+            .repack_layout(self.gemm_tile)
+            .filter(|_| repack_enabled())
     }
 
     /// Repacked copies of those of `mats` this table has a faster layout for (none unless
     /// [`Kernels::repacks`]). Pass each matrix through [`Repacked::view`] before
     /// [`Kernels::matmul`]; the record then names the repacked kernels (`..._q4_0x8_...`).
     pub fn repack<'w>(&self, mats: impl IntoIterator<Item = WeightMat<'w>>) -> Repacked {
-        let mut r = Repacked::default();
+        let mut r = self.repacked();
         if self.repacks() {
             for w in mats {
                 r.add(&w);
             }
         }
         r
+    }
+
+    /// An empty [`Repacked`] in this table's layout, to fill one matrix at a time (so a
+    /// caller can release each original as soon as its copy exists).
+    pub fn repacked(&self) -> Repacked {
+        Repacked::new(self.repack_layout().unwrap_or(crate::matrix::Layout::X8))
     }
 
     /// Records one call of a non-matmul `op`.
@@ -546,6 +594,18 @@ fn kernel_name(isa: Isa, kind: &str, w: &WeightMat) -> &'static str {
             "gemv_q4_0x8_q8_0"
         } else {
             "gemm_q4_0x8_q8_0"
+        };
+    }
+    if let crate::matrix::WeightData::X16(_) = w.data() {
+        return match (isa, kind, w.ty()) {
+            (Isa::Amx, "gemm", T::Q4_0) => "gemm_q4_0x16_q8_0_amx",
+            (Isa::Amx, "gemm", _) => "gemm_q8_0x16_q8_0_amx",
+            (Isa::AmxEmu, "gemm", T::Q4_0) => "gemm_q4_0x16_q8_0_amx_emu",
+            (Isa::AmxEmu, "gemm", _) => "gemm_q8_0x16_q8_0_amx_emu",
+            (_, "gemv", T::Q4_0) => "gemv_q4_0x16_q8_0",
+            (_, "gemv", _) => "gemv_q8_0x16_q8_0",
+            (_, _, T::Q4_0) => "gemm_q4_0x16_q8_0",
+            _ => "gemm_q8_0x16_q8_0",
         };
     }
     match (isa, kind, w.ty()) {

@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 
 use half::f16;
 
-use crate::quant::{BlockQ4_0, BlockQ8_0, GgmlType, QK};
+use crate::quant::{BlockQ4_0, BlockQ8_0, GgmlType, Packed16, QK};
 
 /// A weight matrix of `n` rows of `k` elements (ggml `[ne0 = k, ne1 = n]`).
 #[derive(Clone, Copy, Debug)]
@@ -26,6 +26,9 @@ pub enum WeightData<'a> {
     /// Q4_0 repacked eight rows at a time ([`BlockQ4_0x8`]): group `g` (rows `8g..8g+8`)
     /// holds its `k / 32` blocks at `g * k / 32 ..`.
     Q4_0x8(&'a [BlockQ4_0x8]),
+    /// Q4_0 or Q8_0 repacked sixteen rows at a time for 512-bit registers and AMX tiles
+    /// ([`Packed16`]).
+    X16(&'a Packed16),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -55,6 +58,7 @@ impl WeightData<'_> {
             Self::F16(_) => GgmlType::F16,
             Self::Q8_0(_) => GgmlType::Q8_0,
             Self::Q4_0(_) | Self::Q4_0x8(_) => GgmlType::Q4_0,
+            Self::X16(p) => p.ty(),
         }
     }
 
@@ -65,6 +69,7 @@ impl WeightData<'_> {
             Self::Q8_0(d) => d.len(),
             Self::Q4_0(d) => d.len(),
             Self::Q4_0x8(d) => d.len(),
+            Self::X16(p) => p.n() * p.nb(),
         }
     }
 }
@@ -81,6 +86,15 @@ impl<'a> WeightMat<'a> {
                 return Err(ShapeError::RaggedGroup { n });
             }
             WeightData::Q4_0x8(_) => n / 8 * (k / block),
+            WeightData::X16(p) if p.n() != n || p.k() != k => {
+                return Err(ShapeError::Length {
+                    ty,
+                    n,
+                    k,
+                    expected: n * (k / block),
+                    found: p.n() * p.nb(),
+                });
+            }
             _ => n * (k / block),
         };
         if data.items() != expected {
@@ -113,7 +127,10 @@ impl<'a> WeightMat<'a> {
         match self.data {
             WeightData::F32(_) => ActKind::F32,
             WeightData::F16(_) => ActKind::F16,
-            WeightData::Q8_0(_) | WeightData::Q4_0(_) | WeightData::Q4_0x8(_) => ActKind::Q8_0,
+            WeightData::Q8_0(_)
+            | WeightData::Q4_0(_)
+            | WeightData::Q4_0x8(_)
+            | WeightData::X16(_) => ActKind::Q8_0,
         }
     }
 }
@@ -166,6 +183,14 @@ impl ActBuf {
                 crate::dispatch::quantize_row_q8_0(x, &mut self.q8);
             }
         }
+    }
+
+    /// Storage for `blocks` Q8_0 blocks, resized (contents unspecified): for callers that
+    /// quantize rows themselves, e.g. in parallel with [`crate::Kernels::quantize_q8_0`].
+    /// [`ActBuf::view`] with `ActKind::Q8_0` then shows them.
+    pub fn q8_mut(&mut self, blocks: usize) -> &mut [BlockQ8_0] {
+        self.q8.resize(blocks, BlockQ8_0::default());
+        &mut self.q8[..blocks]
     }
 
     /// The activations last converted to `kind` (`x` itself for F32).
@@ -257,6 +282,15 @@ impl WeightMat<'_> {
                     crate::quant::q4_0::dequantize_row(&[b.row(row % 8)], o);
                 }
             }
+            WeightData::X16(p) => {
+                for (b, o) in out.chunks_exact_mut(QK).enumerate() {
+                    if p.ty() == GgmlType::Q4_0 {
+                        crate::quant::q4_0::dequantize_row(&[p.q4_block(row, b)], o);
+                    } else {
+                        crate::quant::q8_0::dequantize_row(&[p.q8_block(row, b)], o);
+                    }
+                }
+            }
         }
         Some(())
     }
@@ -341,25 +375,82 @@ pub fn repack_q4_0x8(w: &WeightMat) -> Option<Vec<BlockQ4_0x8>> {
     Some(out)
 }
 
+/// The repacked layouts a kernel table can ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Q4_0 eight rows at a time ([`BlockQ4_0x8`], avx2).
+    X8,
+    /// Q4_0 and Q8_0 sixteen rows at a time ([`Packed16`], avx512 and AMX).
+    X16,
+}
+
+impl Layout {
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::X8 => "x8",
+            Layout::X16 => "x16",
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Packed {
+    X8(Vec<BlockQ4_0x8>),
+    X16(Packed16),
+}
+
 /// Repacked copies of weight matrices, found again by the address and length of the
 /// original data, so a caller keeps passing the matrices it has and gets the repacked form
 /// where one exists.
 ///
 /// The originals must stay alive and unchanged while this is used (an engine context
-/// borrows its model for its whole life, which guarantees it).
-#[derive(Debug, Default)]
+/// borrows its model for its whole life, which guarantees it); they need not stay resident:
+/// nothing here reads them after [`Repacked::add`].
+#[derive(Debug)]
 pub struct Repacked {
-    mats: HashMap<(usize, usize), Vec<BlockQ4_0x8>>,
+    layout: Layout,
+    mats: HashMap<(usize, usize), Packed>,
+}
+
+impl Default for Repacked {
+    fn default() -> Self {
+        Self::new(Layout::X8)
+    }
 }
 
 impl Repacked {
-    /// Repacks `w` when it has a repacked form; true when it did.
+    /// An empty set that repacks into `layout`.
+    pub fn new(layout: Layout) -> Self {
+        Self {
+            layout,
+            mats: HashMap::new(),
+        }
+    }
+
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Repacks `w` when it has a form in this set's layout; true when it did (or had).
     pub fn add(&mut self, w: &WeightMat) -> bool {
         let key = Self::key(w);
+        if key.0 == 0 {
+            return false;
+        }
         if self.mats.contains_key(&key) {
             return true;
         }
-        match repack_q4_0x8(w) {
+        let packed = match (self.layout, w.data()) {
+            (Layout::X8, _) => repack_q4_0x8(w).map(Packed::X8),
+            (Layout::X16, WeightData::Q4_0(d)) => {
+                Packed16::from_q4_0(d, w.n(), w.k()).map(Packed::X16)
+            }
+            (Layout::X16, WeightData::Q8_0(d)) => {
+                Packed16::from_q8_0(d, w.n(), w.k()).map(Packed::X16)
+            }
+            _ => None,
+        };
+        match packed {
             Some(p) => {
                 self.mats.insert(key, p);
                 true
@@ -370,13 +461,15 @@ impl Repacked {
 
     /// The repacked form of `w`, or `w` itself when it has none.
     pub fn view<'a>(&'a self, w: WeightMat<'a>) -> WeightMat<'a> {
-        match self.mats.get(&Self::key(&w)) {
-            Some(p) => WeightMat {
-                data: WeightData::Q4_0x8(p),
-                n: w.n,
-                k: w.k,
-            },
-            None => w,
+        let data = match self.mats.get(&Self::key(&w)) {
+            Some(Packed::X8(p)) => WeightData::Q4_0x8(p),
+            Some(Packed::X16(p)) => WeightData::X16(p),
+            None => return w,
+        };
+        WeightMat {
+            data,
+            n: w.n,
+            k: w.k,
         }
     }
 
@@ -389,10 +482,22 @@ impl Repacked {
         self.mats.is_empty()
     }
 
+    /// Heap bytes of all repacked matrices.
+    pub fn size_bytes(&self) -> usize {
+        self.mats
+            .values()
+            .map(|p| match p {
+                Packed::X8(v) => std::mem::size_of_val(v.as_slice()),
+                Packed::X16(p) => p.size_bytes(),
+            })
+            .sum()
+    }
+
     fn key(w: &WeightMat) -> (usize, usize) {
         match w.data {
-            WeightData::Q4_0(d) => (d.as_ptr() as usize, d.len()),
-            // Only plain Q4_0 is ever repacked; other kinds never match an entry.
+            WeightData::Q4_0(d) => (d.as_ptr() as usize, std::mem::size_of_val(d)),
+            WeightData::Q8_0(d) => (d.as_ptr() as usize, std::mem::size_of_val(d)),
+            // Only plain quantized matrices are ever repacked; others never match an entry.
             _ => (0, 0),
         }
     }
@@ -428,7 +533,10 @@ mod tests {
         assert!(matches!(rp.view(w12).data(), WeightData::Q4_0(_)));
         assert_eq!(
             WeightMat::new(
-                WeightData::Q4_0x8(&rp.mats.values().next().unwrap()[..3]),
+                WeightData::Q4_0x8(match rp.mats.values().next().unwrap() {
+                    Packed::X8(v) => &v[..3],
+                    Packed::X16(_) => unreachable!("an x8 set"),
+                }),
                 12,
                 k
             )

@@ -323,3 +323,111 @@ fn avx2_repacks_by_default_and_records_it() {
     let s = Kernels::new(IsaRequest::Named(Isa::Scalar), None).unwrap();
     assert!(!s.repacks() && s.repack([w]).is_empty());
 }
+
+/// Runs `kern` on the x16 form `wp` of `w` in three column ranges, two of them cutting a
+/// 16-row group.
+fn run_x16(kernels: &Kernels, wp: &WeightMat, x: &[f32], m: usize) -> Vec<f32> {
+    let (n, k) = (wp.n(), wp.k());
+    let mut buf = ActBuf::default();
+    buf.convert(wp.act_kind(), x, k);
+    let acts = buf.view(wp.act_kind(), x);
+    let kern = kernels.matmul("test", wp, m);
+    let mut got = vec![f32::NAN; m * n];
+    {
+        let out = OutMat::new(&mut got, m, n);
+        let (a, b) = (5.min(n), (n / 2 + 3).min(n));
+        // SAFETY: disjoint ranges, run one after the other.
+        unsafe {
+            kern.run(wp, acts, &out, 0..a);
+            kern.run(wp, acts, &out, a..b);
+            kern.run(wp, acts, &out, b..n);
+        }
+    }
+    got
+}
+
+const X16_SHAPES: [(usize, usize, usize); 7] = [
+    (16, 32, 1),
+    (32, 96, 3),
+    (48, 1056, 1),
+    (16, 4160, 5),
+    (64, 256, 17),
+    (32, 64, 35),
+    (16, 96, 9),
+];
+
+/// Q4_0 and Q8_0 repacked sixteen rows at a time (what `Kernels::repack` hands avx512 and
+/// the AMX tables) give the reference's products on every ISA and tile, for token counts
+/// that leave partial register and AMX tiles and column splits that cut groups.
+#[test]
+fn x16_repacked_weights_match_the_scalar_reference_on_every_isa_and_tile() {
+    use tessera_kernels::matrix::{Layout, Repacked};
+    print_skipped();
+    let mut rng = Lcg(1616);
+    let mut checked = 0;
+    for isa in Isa::available() {
+        for tile in isa.valid_tiles() {
+            let kernels = Kernels::new(IsaRequest::Named(isa), Some(tile)).unwrap();
+            for &(n, k, m) in &X16_SHAPES {
+                for fmt in ["q4_0", "q8_0"] {
+                    let owned = make(fmt, &rng.vec(n * k));
+                    let w = WeightMat::new(view(&owned), n, k).unwrap();
+                    let mut rp = Repacked::new(Layout::X16);
+                    assert!(rp.add(&w));
+                    let wp = rp.view(w);
+                    assert!(matches!(wp.data(), WeightData::X16(_)));
+                    let x = rng.vec(m * k);
+                    let want = reference(&w, &x, m);
+                    let got = run_x16(&kernels, &wp, &x, m);
+                    for (idx, (g, r)) in got.iter().zip(&want).enumerate() {
+                        let tol = 1e-5 * (1.0 + r.abs()) * (k as f32 / 32.0).sqrt();
+                        assert!(
+                            (g - r).abs() <= tol,
+                            "{isa} tile {tile} {fmt}x16 n{n} k{k} m{m} [{idx}]: {g} vs {r}"
+                        );
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 0);
+}
+
+/// The hardware tiles and the emulator run one loop and one scaling arithmetic on the x16
+/// layout: their GEMM results agree bit for bit.
+#[test]
+fn amx_and_amx_emu_agree_bit_for_bit_on_x16() {
+    use tessera_kernels::matrix::{Layout, Repacked};
+    if !Isa::Amx.is_available() {
+        eprintln!(
+            "skipped: amx vs amx-emu ({})",
+            Isa::Amx.unavailable_reason().unwrap_or_default()
+        );
+        return;
+    }
+    let hw = Kernels::new(IsaRequest::Named(Isa::Amx), None).unwrap();
+    let emu = Kernels::new(IsaRequest::Named(Isa::AmxEmu), None).unwrap();
+    let mut rng = Lcg(31337);
+    for &(n, k, m) in &X16_SHAPES {
+        if m == 1 {
+            continue; // GEMV runs on the vector ISA in both tables
+        }
+        for fmt in ["q4_0", "q8_0"] {
+            let owned = make(fmt, &rng.vec(n * k));
+            let w = WeightMat::new(view(&owned), n, k).unwrap();
+            let mut rp = Repacked::new(Layout::X16);
+            assert!(rp.add(&w));
+            let wp = rp.view(w);
+            let x = rng.vec(m * k);
+            let (a, b) = (run_x16(&hw, &wp, &x, m), run_x16(&emu, &wp, &x, m));
+            for (idx, (g, r)) in a.iter().zip(&b).enumerate() {
+                assert_eq!(
+                    g.to_bits(),
+                    r.to_bits(),
+                    "{fmt}x16 n{n} k{k} m{m} [{idx}]: amx {g} vs amx-emu {r}"
+                );
+            }
+        }
+    }
+}

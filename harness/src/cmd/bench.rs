@@ -288,8 +288,11 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<bool> {
                                         ngl,
                                     };
                                     let rows = if backend == Backend::Cuda && cfg.isolate {
-                                        let template =
-                                            measure_template(cfg, path, model, &point, &cpu_info);
+                                        let kernels = Kernels::new(cfg.isa, cfg.tile)
+                                            .expect("validated in Config::from_args");
+                                        let template = measure_template(
+                                            cfg, path, model, &point, &cpu_info, &kernels, None,
+                                        );
                                         crate::gpu::run_child(
                                             &child_args(cfg, path, &point),
                                             &template,
@@ -404,8 +407,9 @@ fn measure_template(
     model: &Model,
     p: &Point,
     cpu_info: &str,
+    kernels: &Kernels,
+    choice: Option<&tessera_engine::calibrate::Choice>,
 ) -> BenchRow {
-    let kernels = Kernels::new(cfg.isa, cfg.tile).expect("validated in Config::from_args");
     let (commit, dirty, number) = results::build_info();
     BenchRow {
         build_commit: commit.to_string(),
@@ -444,6 +448,7 @@ fn measure_template(
         build_features: Vec::new(),
         isa: kernels.isa().name().to_string(),
         isa_requested: cfg.isa.to_string(),
+        isa_reason: choice.map(|c| c.reason.clone()).unwrap_or_default(),
         tile: kernels.tile().to_string(),
         kernels_used: Vec::new(),
         status: Status::Ok,
@@ -461,8 +466,11 @@ fn measure(
     p: &Point,
     cpu_info: &str,
 ) -> BenchRow {
-    let kernels = Kernels::new(cfg.isa, cfg.tile).expect("validated in Config::from_args");
-    let mut row = measure_template(cfg, path, model, p, cpu_info);
+    // `auto` is resolved by calibration on this model and thread count (cached per machine).
+    let (kernels, choice) =
+        tessera_engine::calibrate::kernels_for(cfg.isa, cfg.tile, model, p.n_threads)
+            .expect("validated in Config::from_args");
+    let mut row = measure_template(cfg, path, model, p, cpu_info, &kernels, choice.as_ref());
     let topo = affinity::topology();
     let cpus = affinity::plan(&cfg.pin, p.n_threads, &topo).unwrap_or(None);
     row.pin = cfg.pin.to_string();

@@ -74,7 +74,8 @@ pub fn run_cli(a: &Args) -> Result<bool> {
         ),
         None => None,
     };
-    let kernels = Kernels::new(isa, tile).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Validated before the model loads, so a bad ISA or tile fails fast.
+    Kernels::new(isa, tile).map_err(|e| anyhow::anyhow!("{e}"))?;
     let threads = match a.threads {
         Some(0) => bail!("-t: 0 is not valid; give a positive number"),
         Some(t) => t,
@@ -85,6 +86,8 @@ pub fn run_cli(a: &Args) -> Result<bool> {
         None => crate::cache::default_model()?,
     };
     let model = Model::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (kernels, _) = tessera_engine::calibrate::kernels_for(isa, tile, &model, threads)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let params = ContextParams {
         n_ctx: prompt.len() + a.n,
         n_batch: prompt.len().max(1),

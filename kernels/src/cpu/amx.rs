@@ -10,14 +10,25 @@
 //! product is stored and scaled per block, `acc += isum * (d_w * d_a)`, the same f32
 //! operations in the same order as the scalar reference.
 //!
-//! Weights are repacked per call, one panel of 16 (or 32) rows at a time, and the packed
-//! panel is reused for every token tile; nothing is cached between calls.
+//! Two weight forms reach this file:
+//! - the x16 layout (`quant::x16`), packed once at load, which is what runs by default: its
+//!   64-byte quant lines are the B tile rows already (Q4_0 at 4 bits, expanded to the int8
+//!   tile with one mask/shift/subtract per line and reused for every token tile; Q8_0 with
+//!   its sign bit restored), the per-block scales are applied to the stored C tile with
+//!   AVX-512 (`cvt`, `mul` by `d_w · d_a`, `fma` per row, accumulators in registers), and
+//!   consecutive blocks alternate between two sets of tiles so the TMUL unit works on one
+//!   block while the vector unit scales the other. The emulator runs the same loop with a
+//!   portable scaler whose f32 operations (`d_w · d_a`, then one fused multiply-add) are the
+//!   hardware's, so `amx` and `amx-emu` agree bit for bit;
+//! - plain Q4_0/Q8_0 rows (`TESSERA_REPACK=0`, or row counts that are no multiple of 16),
+//!   repacked per call one panel of 16 (or 32) rows at a time, scaled with the scalar
+//!   reference's operations (bit-identical to it).
 
 use std::ops::Range;
 
 use super::amx_emu::{AmxEmu, TileCfg};
 use crate::matrix::{Acts, OutMat, WeightData, WeightMat};
-use crate::quant::{BlockQ4_0, BlockQ8_0, QK};
+use crate::quant::{BlockQ4_0, BlockQ8_0, GgmlType, Packed16, QK};
 use crate::tile::TileConfig;
 
 /// The tile instructions the GEMM uses. Tile numbers are const generics because hardware
@@ -96,6 +107,7 @@ impl AmxHw {
 
 #[cfg(target_arch = "x86_64")]
 impl TileUnit for AmxHw {
+    #[inline(always)]
     fn ldtilecfg(&mut self, cfg: &TileCfg) {
         self.cfg = *cfg;
         // SAFETY: AMX is enabled for this process (constructor contract); `cfg` is a valid
@@ -104,10 +116,12 @@ impl TileUnit for AmxHw {
             std::arch::asm!("ldtilecfg [{}]", in(reg) &self.cfg as *const TileCfg, options(nostack));
         }
     }
+    #[inline(always)]
     fn tilezero<const T: u8>(&mut self) {
         // SAFETY: as in ldtilecfg; tile T is configured.
         unsafe { std::arch::asm!("tilezero tmm{t}", t = const T, options(nostack, nomem)) }
     }
+    #[inline(always)]
     fn tileloadd<const T: u8>(&mut self, src: &[u8], stride: usize) {
         assert!(
             self.span(T, stride) <= src.len(),
@@ -122,6 +136,7 @@ impl TileUnit for AmxHw {
             )
         }
     }
+    #[inline(always)]
     fn tdpbssd<const C: u8, const A: u8, const B: u8>(&mut self) {
         // SAFETY: as in ldtilecfg; shapes agree (the same algorithm passes the emulator's
         // checks).
@@ -133,6 +148,7 @@ impl TileUnit for AmxHw {
             )
         }
     }
+    #[inline(always)]
     fn tilestored<const T: u8>(&mut self, dst: &mut [u8], stride: usize) {
         assert!(
             self.span(T, stride) <= dst.len(),
@@ -147,6 +163,7 @@ impl TileUnit for AmxHw {
             )
         }
     }
+    #[inline(always)]
     fn tilerelease(&mut self) {
         // SAFETY: releasing the tile state is always allowed once AMX is enabled.
         unsafe { std::arch::asm!("tilerelease", options(nostack, nomem)) }
@@ -166,9 +183,25 @@ pub unsafe fn matmul_amx(
     cols: Range<usize>,
     tile: TileConfig,
 ) {
+    if let (WeightData::X16(p), Acts::Q8_0(ad)) = (w.data(), acts) {
+        // SAFETY: forwarded from the caller (AMX implies AVX-512 VNNI, `Isa::Amx`).
+        return unsafe { gemm_x16_hw(p, ad, out, cols) };
+    }
     // SAFETY: forwarded from the caller.
     let mut unit = unsafe { AmxHw::new() };
     unsafe { matmul_on(&mut unit, w, acts, out, cols, tile) }
+}
+
+/// The x16 GEMM on hardware tiles, with the AVX-512 scaler.
+///
+/// # Safety
+/// `Isa::Amx` is available; the contract of [`super::scalar::matmul`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn gemm_x16_hw(p: &Packed16, a: &[BlockQ8_0], out: &OutMat, cols: Range<usize>) {
+    // SAFETY: forwarded from the caller.
+    let mut unit = unsafe { AmxHw::new() };
+    X16_BUFS.with(|b| gemm_x16::<AmxHw, HwScale>(&mut unit, p, a, out, cols, &mut b.borrow_mut()))
 }
 
 /// Quantized GEMM on the emulated tile unit.
@@ -183,8 +216,299 @@ pub unsafe fn matmul_emu(
     tile: TileConfig,
 ) {
     let mut unit = AmxEmu::new();
+    if let (WeightData::X16(p), Acts::Q8_0(ad)) = (w.data(), acts) {
+        return X16_BUFS.with(|b| {
+            gemm_x16::<AmxEmu, EmuScale>(&mut unit, p, ad, out, cols, &mut b.borrow_mut())
+        });
+    }
     // SAFETY: forwarded from the caller.
     unsafe { matmul_on(&mut unit, w, acts, out, cols, tile) }
+}
+
+/// Per-thread buffers of the x16 GEMM, grown once and reused.
+#[derive(Default)]
+struct X16Bufs {
+    /// The current group's B tiles, one 512-byte int8 tile per block.
+    b: Vec<Line>,
+    /// The current group's scales as f32, 16 per block.
+    dw: Vec<f32>,
+    /// `d_a` per (token tile, block, row), 0 for rows past the last token.
+    da: Vec<f32>,
+    /// The activations as A tiles: per (token tile, block) 16 rows × 32 quants, contiguous
+    /// and line-aligned (rows past the last token zero).
+    a: Vec<Line>,
+}
+
+thread_local! {
+    static X16_BUFS: std::cell::RefCell<X16Bufs> = std::cell::RefCell::new(X16Bufs::default());
+}
+
+use crate::quant::x16::Line;
+
+fn lines_mut(l: &mut [Line]) -> &mut [u8] {
+    // SAFETY: `Line` is 64 plain bytes; the borrow is unique.
+    unsafe { std::slice::from_raw_parts_mut(l.as_mut_ptr().cast(), l.len() * 64) }
+}
+
+fn lines(l: &[Line]) -> &[u8] {
+    // SAFETY: `Line` is 64 plain bytes.
+    unsafe { std::slice::from_raw_parts(l.as_ptr().cast(), l.len() * 64) }
+}
+
+/// A stored C tile: 16 rows of 16 i32.
+#[repr(C, align(64))]
+pub struct CTile(pub [[i32; 16]; 16]);
+
+/// Applies one block's scales to its stored C tile: for each row `r` (token) and column `n`
+/// (weight row), `acc[r][n] = fma(C[r][n] as f32, dw[n] * da[r], acc[r][n])`.
+trait Scale {
+    type Acc;
+    fn zero() -> Self::Acc;
+    fn scale(acc: &mut Self::Acc, c: &CTile, dw: &[f32], da: &[f32]);
+    /// Writes rows `0..rows` of the accumulators to `out` rows `m0..`, columns `col0 +
+    /// lanes`.
+    ///
+    /// # Safety
+    /// Those cells are inside `out` and this thread's alone.
+    unsafe fn store(
+        acc: &Self::Acc,
+        out: &OutMat,
+        m0: usize,
+        rows: usize,
+        col0: usize,
+        lanes: &Range<usize>,
+    );
+}
+
+/// The portable scaler: `f32::mul_add` is the fused operation `vfmadd` performs.
+struct EmuScale;
+
+impl Scale for EmuScale {
+    type Acc = [[f32; 16]; 16];
+    fn zero() -> Self::Acc {
+        [[0.0; 16]; 16]
+    }
+    #[inline(always)]
+    fn scale(acc: &mut Self::Acc, c: &CTile, dw: &[f32], da: &[f32]) {
+        for r in 0..16 {
+            for n in 0..16 {
+                acc[r][n] = (c.0[r][n] as f32).mul_add(dw[n] * da[r], acc[r][n]);
+            }
+        }
+    }
+    unsafe fn store(
+        acc: &Self::Acc,
+        out: &OutMat,
+        m0: usize,
+        rows: usize,
+        col0: usize,
+        lanes: &Range<usize>,
+    ) {
+        for (r, row) in acc.iter().enumerate().take(rows) {
+            for n in lanes.clone() {
+                // SAFETY: the contract.
+                unsafe { out.write(m0 + r, col0 + n, row[n]) };
+            }
+        }
+    }
+}
+
+/// The AVX-512 scaler: one accumulator register per token row.
+#[cfg(target_arch = "x86_64")]
+struct HwScale;
+
+#[cfg(target_arch = "x86_64")]
+impl Scale for HwScale {
+    type Acc = [std::arch::x86_64::__m512; 16];
+    #[inline(always)]
+    fn zero() -> Self::Acc {
+        // SAFETY: reached only from `gemm_x16_hw`, whose CPU has AVX-512 F.
+        unsafe { [std::arch::x86_64::_mm512_setzero_ps(); 16] }
+    }
+    #[inline(always)]
+    fn scale(acc: &mut Self::Acc, c: &CTile, dw: &[f32], da: &[f32]) {
+        use std::arch::x86_64::*;
+        assert!(dw.len() >= 16 && da.len() >= 16);
+        // SAFETY: reached only from `gemm_x16_hw` (AVX-512 F); 16 floats at dw, 16 at da,
+        // 16 i32 per C row.
+        unsafe {
+            let w = _mm512_loadu_ps(dw.as_ptr());
+            for r in 0..16 {
+                let v = _mm512_cvtepi32_ps(_mm512_load_si512(c.0[r].as_ptr().cast()));
+                let s = _mm512_mul_ps(w, _mm512_set1_ps(*da.get_unchecked(r)));
+                acc[r] = _mm512_fmadd_ps(v, s, acc[r]);
+            }
+        }
+    }
+    #[inline(always)]
+    unsafe fn store(
+        acc: &Self::Acc,
+        out: &OutMat,
+        m0: usize,
+        rows: usize,
+        col0: usize,
+        lanes: &Range<usize>,
+    ) {
+        for (r, v) in acc.iter().enumerate().take(rows) {
+            // SAFETY: the contract; AVX-512 as in `scale`.
+            unsafe { super::avx512::store16(out, m0 + r, col0, lanes, *v) };
+        }
+    }
+}
+
+/// Expands block `b` of a group into its int8 B tile (8 rows of 64 bytes) and its 16 scales
+/// into f32. The plain byte loops vectorise for whichever ISA inlines them.
+#[inline(always)]
+fn unpack_block(q4: bool, quants: &[u8], scales: &[u8], tile: &mut [u8], dw: &mut [f32]) {
+    if q4 {
+        let (lo, hi) = tile[..512].split_at_mut(256);
+        for ((l, h), &q) in lo.iter_mut().zip(hi.iter_mut()).zip(&quants[..256]) {
+            *l = ((q & 15) as i8 - 8) as u8;
+            *h = ((q >> 4) as i8 - 8) as u8;
+        }
+    } else {
+        for (t, &q) in tile[..512].iter_mut().zip(&quants[..512]) {
+            *t = q ^ 0x80;
+        }
+    }
+    for (d, s) in dw[..16].iter_mut().zip(scales.chunks_exact(2)) {
+        *d = half::f16::from_le_bytes([s[0], s[1]]).to_f32();
+    }
+}
+
+/// The x16 GEMM loop nest, once for both tile units: per 16-row group (expanded once into
+/// int8 B tiles), per tile of 16 tokens, per block: load A and B, `tdpbssd` into a zeroed
+/// C, store, scale into the accumulators. Even and odd blocks use tiles 0/4/6 and 1/5/7.
+#[inline(always)]
+fn gemm_x16<U: TileUnit, S: Scale>(
+    unit: &mut U,
+    p: &Packed16,
+    acts: &[BlockQ8_0],
+    out: &OutMat,
+    cols: Range<usize>,
+    bufs: &mut X16Bufs,
+) {
+    let (m, nb) = (out.m(), p.nb());
+    if cols.is_empty() || m == 0 || nb == 0 {
+        return;
+    }
+    assert!(
+        acts.len() >= m * nb && cols.end <= p.n(),
+        "x16 GEMM operands too short"
+    );
+    let q4 = p.ty() == GgmlType::Q4_0;
+    let tiles = m.div_ceil(16);
+    bufs.b.resize(nb * 8, Line([0; 64]));
+    bufs.dw.resize(nb * 16, 0.0);
+    bufs.da.clear();
+    bufs.da.resize(tiles * nb * 16, 0.0);
+    for t in 0..m {
+        for b in 0..nb {
+            bufs.da[((t / 16) * nb + b) * 16 + t % 16] = acts[t * nb + b].d.to_f32();
+        }
+    }
+    // A tiles packed once per call: a tile load then reads 8 whole lines instead of 16
+    // rows at a 34-byte block pitch that splits lines.
+    bufs.a.clear();
+    bufs.a.resize(tiles * nb * B_TILE / 64, Line([0; 64]));
+    {
+        let ap = lines_mut(&mut bufs.a);
+        for t in 0..m {
+            for b in 0..nb {
+                let at = ((t / 16) * nb + b) * B_TILE + (t % 16) * QK;
+                ap[at..at + QK].copy_from_slice(bytemuck::cast_slice(&acts[t * nb + b].qs));
+            }
+        }
+    }
+    let mut cbuf = [CTile([[0; 16]; 16]), CTile([[0; 16]; 16])];
+    let so = p.scales_offset();
+    let bb = Packed16::block_bytes(p.ty());
+    unit.ldtilecfg(&plan_cfg());
+    for g in cols.start / 16..cols.end.div_ceil(16) {
+        let lanes = cols.start.max(16 * g) - 16 * g..cols.end.min(16 * g + 16) - 16 * g;
+        let grp = p.group(g);
+        {
+            let tb = lines_mut(&mut bufs.b);
+            for b in 0..nb {
+                unpack_block(
+                    q4,
+                    &grp[b * bb..(b + 1) * bb],
+                    &grp[so + 32 * b..so + 32 * b + 32],
+                    &mut tb[b * B_TILE..(b + 1) * B_TILE],
+                    &mut bufs.dw[16 * b..16 * b + 16],
+                );
+            }
+        }
+        let tb = lines(&bufs.b);
+        let ab = lines(&bufs.a);
+        for tt in 0..tiles {
+            let at = &ab[tt * nb * B_TILE..(tt + 1) * nb * B_TILE];
+            let da = &bufs.da[tt * nb * 16..(tt + 1) * nb * 16];
+            let mut acc = S::zero();
+            // Blocks go in pairs: two products (C tiles 0 and 1) are issued, then each C
+            // tile is stored over the buffer whose previous product (one pair earlier) is
+            // scaled just before, so no vector load waits on a tile store in flight.
+            let mut b = 0;
+            while b < nb {
+                let two = b + 1 < nb;
+                product::<U, 0, 4, 6>(unit, &at[b * B_TILE..], &tb[b * B_TILE..]);
+                if two {
+                    product::<U, 1, 5, 7>(unit, &at[(b + 1) * B_TILE..], &tb[(b + 1) * B_TILE..]);
+                }
+                if b >= 2 {
+                    S::scale(
+                        &mut acc,
+                        &cbuf[0],
+                        &bufs.dw[16 * (b - 2)..],
+                        &da[16 * (b - 2)..],
+                    );
+                }
+                unit.tilestored::<0>(ctile_bytes(&mut cbuf[0]), 64);
+                if b >= 2 {
+                    S::scale(
+                        &mut acc,
+                        &cbuf[1],
+                        &bufs.dw[16 * (b - 1)..],
+                        &da[16 * (b - 1)..],
+                    );
+                }
+                if two {
+                    unit.tilestored::<1>(ctile_bytes(&mut cbuf[1]), 64);
+                }
+                b += 2;
+            }
+            // The last pair (or single block).
+            let last = (nb - 1) & !1;
+            S::scale(&mut acc, &cbuf[0], &bufs.dw[16 * last..], &da[16 * last..]);
+            if last + 1 < nb {
+                S::scale(
+                    &mut acc,
+                    &cbuf[1],
+                    &bufs.dw[16 * (last + 1)..],
+                    &da[16 * (last + 1)..],
+                );
+            }
+            let rows = 16.min(m - tt * 16);
+            // SAFETY: rows tt*16.. < m and columns 16g + lanes inside `cols`, ours alone.
+            unsafe { S::store(&acc, out, tt * 16, rows, 16 * g, &lanes) };
+        }
+    }
+    unit.tilerelease();
+}
+
+/// `C = A · B` into zeroed tile `C` from an A tile (16 rows of 32 bytes) and a B tile (8
+/// rows of 64), both contiguous.
+#[inline(always)]
+fn product<U: TileUnit, const C: u8, const A: u8, const B: u8>(unit: &mut U, a: &[u8], w: &[u8]) {
+    unit.tileloadd::<A>(a, QK);
+    unit.tileloadd::<B>(w, 64);
+    unit.tilezero::<C>();
+    unit.tdpbssd::<C, A, B>();
+}
+
+fn ctile_bytes(c: &mut CTile) -> &mut [u8] {
+    // SAFETY: a CTile is 1024 plain bytes; the borrow is unique.
+    unsafe { std::slice::from_raw_parts_mut((c as *mut CTile).cast(), 1024) }
 }
 
 /// # Safety

@@ -185,7 +185,7 @@ thread_local! {
 /// Sum of the 32 quants at `q` (an activation block's `qs`).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn sum_i8x32(q: *const u8) -> i32 {
+pub(crate) unsafe fn sum_i8x32(q: *const u8) -> i32 {
     // SAFETY: the caller points `q` at 32 readable bytes.
     let v = unsafe { _mm256_loadu_si256(q.cast()) };
     let s = _mm256_madd_epi16(

@@ -182,6 +182,7 @@ pub unsafe fn matmul(
         (WeightData::Q4_0x8(wd), Acts::Q8_0(ad)) => unsafe {
             matmul_q4_0x8(wd, ad, w.k(), out, cols)
         },
+        (WeightData::X16(p), Acts::Q8_0(ad)) => unsafe { matmul_x16(p, ad, out, cols) },
         (wd, _) => panic!("activations do not match {} weights", wd.ty()),
     }
 }
@@ -206,6 +207,37 @@ unsafe fn matmul_q4_0x8(
             let mut sum = 0.0f32;
             for (bw, ba) in g.iter().zip(ar) {
                 sum += dot_q4_0_q8_0(&[bw.row(j % 8)], std::slice::from_ref(ba));
+            }
+            // SAFETY: i < m, j < cols.end <= n; the column range is ours alone.
+            unsafe { out.write(i, j, sum) };
+        }
+    }
+}
+
+/// The x16 layout, one output at a time: each row's blocks are read back in the plain
+/// layout and dotted as [`dot_q4_0_q8_0`] / [`dot_q8_0_q8_0`] do, block by block in order.
+///
+/// # Safety
+/// As for [`matmul`].
+unsafe fn matmul_x16(
+    w: &crate::quant::Packed16,
+    a: &[BlockQ8_0],
+    out: &OutMat,
+    cols: Range<usize>,
+) {
+    let nb = w.nb();
+    let q4 = w.ty() == crate::quant::GgmlType::Q4_0;
+    for i in 0..out.m() {
+        let ar = &a[i * nb..(i + 1) * nb];
+        for j in cols.clone() {
+            let mut sum = 0.0f32;
+            for (b, ba) in ar.iter().enumerate() {
+                let ba = std::slice::from_ref(ba);
+                sum += if q4 {
+                    dot_q4_0_q8_0(&[w.q4_block(j, b)], ba)
+                } else {
+                    dot_q8_0_q8_0(&[w.q8_block(j, b)], ba)
+                };
             }
             // SAFETY: i < m, j < cols.end <= n; the column range is ours alone.
             unsafe { out.write(i, j, sum) };

@@ -3,9 +3,11 @@
 
 pub mod q4_0;
 pub mod q8_0;
+pub mod x16;
 
 pub use q4_0::BlockQ4_0;
 pub use q8_0::BlockQ8_0;
+pub use x16::Packed16;
 
 /// Number of weights in one Q4_0 / Q8_0 block.
 pub const QK: usize = 32;
