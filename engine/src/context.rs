@@ -218,6 +218,12 @@ impl<'a> Context<'a> {
         })
     }
 
+    /// How many weight matrices this context repacked beside the model (0 when the model
+    /// was repacked in place with [`Model::repack_for`]).
+    pub fn repacked_len(&self) -> usize {
+        self.packed.len()
+    }
+
     pub fn params(&self) -> &ContextParams {
         &self.params
     }

@@ -43,6 +43,8 @@ pub enum Store {
     F16(Vec<f16>),
     Q8_0(Vec<BlockQ8_0>),
     Q4_0(Vec<BlockQ4_0>),
+    /// Repacked for a kernel table ([`Model::repack_for`]); replaces the original.
+    Packed(tessera_kernels::matrix::Packed),
 }
 
 /// A 2-D weight: `n` rows of `k`.
@@ -61,6 +63,28 @@ impl Weight {
             Store::F16(_) => GgmlType::F16,
             Store::Q8_0(_) => GgmlType::Q8_0,
             Store::Q4_0(_) => GgmlType::Q4_0,
+            Store::Packed(ref p) => p.ty(),
+        }
+    }
+
+    /// The weight in `layout` (`None`: the plain layout), in place: a repacked copy replaces
+    /// the original buffer, which is freed, so the weight stays resident once. Weights with
+    /// no form in `layout` stay as they are.
+    pub fn relayout(&mut self, layout: Option<tessera_kernels::matrix::Layout>) {
+        use tessera_kernels::matrix::{Packed, PlainQuant};
+        if let Store::Packed(p) = &self.store {
+            if Some(p.layout()) == layout {
+                return;
+            }
+            self.store = match p.to_plain(self.n, self.k) {
+                PlainQuant::Q4_0(v) => Store::Q4_0(v),
+                PlainQuant::Q8_0(v) => Store::Q8_0(v),
+            };
+        }
+        if let Some(l) = layout
+            && let Some(p) = Packed::new(&self.mat(), l)
+        {
+            self.store = Store::Packed(p);
         }
     }
 
@@ -70,6 +94,7 @@ impl Weight {
             Store::F16(v) => WeightData::F16(v),
             Store::Q8_0(v) => WeightData::Q8_0(v),
             Store::Q4_0(v) => WeightData::Q4_0(v),
+            Store::Packed(p) => p.data(),
         };
         WeightMat::new(data, self.n, self.k)
     }
@@ -235,6 +260,39 @@ impl Model {
         self.output.as_ref().unwrap_or(&self.tok_embd)
     }
 
+    /// Puts the weights the CPU multiplies in `kernels`' repacked layout, in place (each
+    /// copy replaces its original, so they are resident once, not twice as when a context
+    /// repacks beside a borrowed model): layers `..cpu_layers` and, with `head_on_cpu`, the
+    /// output head. Everything else returns to the plain layout, which the GPU and the
+    /// other tables read. A context over the result repacks nothing.
+    pub fn repack_for(
+        &mut self,
+        kernels: &tessera_kernels::Kernels,
+        cpu_layers: usize,
+        head_on_cpu: bool,
+    ) {
+        let layout = kernels.repack_layout();
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            let want = if i < cpu_layers { layout } else { None };
+            for w in [
+                &mut l.wq,
+                &mut l.wk,
+                &mut l.wv,
+                &mut l.wo,
+                &mut l.w_gate,
+                &mut l.w_up,
+                &mut l.w_down,
+            ] {
+                w.relayout(want);
+            }
+        }
+        let head = match self.output.as_mut() {
+            Some(w) => w,
+            None => &mut self.tok_embd,
+        };
+        head.relayout(if head_on_cpu { layout } else { None });
+    }
+
     /// llama-bench's `model_type`, e.g. "llama 150M Q4_0".
     pub fn type_name(&self) -> String {
         let p = self.n_params as f64;
@@ -294,6 +352,7 @@ fn weight(f: &GgufFile, name: &str, k: usize, n: usize) -> Result<Weight> {
             });
         }
     };
+    f.release(t);
     let w = Weight {
         name: name.to_string(),
         store,

@@ -62,6 +62,7 @@ fn mat(w: &Weight) -> WeightMat<'_> {
         Store::F16(v) => WeightData::F16(v),
         Store::Q8_0(v) => WeightData::Q8_0(v),
         Store::Q4_0(v) => WeightData::Q4_0(v),
+        Store::Packed(p) => p.data(),
     };
     WeightMat::new(d, w.n, w.k).unwrap()
 }

@@ -77,8 +77,14 @@ fn bench_json_has_llama_bench_fields_and_one_row_per_config() {
         } else {
             "gemm"
         };
-        // Plain Q4_0, or repacked at load (`_q4_0x8_`, avx2's default).
-        let names = [format!("{kind}_q4_0_q8_0"), format!("{kind}_q4_0x8_q8_0")];
+        // Plain Q4_0, or repacked at load (`_q4_0x8_` on avx2, `_q4_0x16_` on avx512 and
+        // amx, whose GEMM kernel is `..._amx`).
+        let names = [
+            format!("{kind}_q4_0_q8_0"),
+            format!("{kind}_q4_0x8_q8_0"),
+            format!("{kind}_q4_0x16_q8_0"),
+            format!("{kind}_q4_0x16_q8_0_amx"),
+        ];
         assert!(
             used.iter()
                 .any(|u| names.iter().any(|n| u["kernel"] == n.as_str())),

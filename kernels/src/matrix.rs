@@ -393,10 +393,75 @@ impl Layout {
     }
 }
 
-#[derive(Debug)]
-enum Packed {
+/// A weight matrix in a repacked layout, owned.
+#[derive(Debug, Clone)]
+pub enum Packed {
     X8(Vec<BlockQ4_0x8>),
     X16(Packed16),
+}
+
+impl Packed {
+    /// `w` in `layout`, or `None` when it has no such form (type, or row count).
+    pub fn new(w: &WeightMat, layout: Layout) -> Option<Self> {
+        match (layout, w.data()) {
+            (Layout::X8, _) => repack_q4_0x8(w).map(Packed::X8),
+            (Layout::X16, WeightData::Q4_0(d)) => {
+                Packed16::from_q4_0(d, w.n(), w.k()).map(Packed::X16)
+            }
+            (Layout::X16, WeightData::Q8_0(d)) => {
+                Packed16::from_q8_0(d, w.n(), w.k()).map(Packed::X16)
+            }
+            _ => None,
+        }
+    }
+
+    pub fn layout(&self) -> Layout {
+        match self {
+            Packed::X8(_) => Layout::X8,
+            Packed::X16(_) => Layout::X16,
+        }
+    }
+
+    pub fn data(&self) -> WeightData<'_> {
+        match self {
+            Packed::X8(v) => WeightData::Q4_0x8(v),
+            Packed::X16(p) => WeightData::X16(p),
+        }
+    }
+
+    pub fn ty(&self) -> GgmlType {
+        self.data().ty()
+    }
+
+    /// Heap bytes.
+    pub fn size_bytes(&self) -> usize {
+        match self {
+            Packed::X8(v) => std::mem::size_of_val(v.as_slice()),
+            Packed::X16(p) => p.size_bytes(),
+        }
+    }
+
+    /// The rows back in the plain layout (`n` rows of `k`): Q4_0 or Q8_0 blocks.
+    pub fn to_plain(&self, n: usize, k: usize) -> PlainQuant {
+        let nb = k / QK;
+        let cells = move || (0..n).flat_map(move |r| (0..nb).map(move |b| (r, b)));
+        match self {
+            Packed::X8(v) => {
+                PlainQuant::Q4_0(cells().map(|(r, b)| v[r / 8 * nb + b].row(r % 8)).collect())
+            }
+            Packed::X16(p) if p.ty() == GgmlType::Q4_0 => {
+                PlainQuant::Q4_0(cells().map(|(r, b)| p.q4_block(r, b)).collect())
+            }
+            Packed::X16(p) => PlainQuant::Q8_0(cells().map(|(r, b)| p.q8_block(r, b)).collect()),
+        }
+    }
+}
+
+/// Plain quantized rows, as [`Packed::to_plain`] gives them back.
+#[derive(Debug)]
+pub enum PlainQuant {
+    Q4_0(Vec<BlockQ4_0>),
+    Q8_0(Vec<BlockQ8_0>),
 }
 
 /// Repacked copies of weight matrices, found again by the address and length of the
@@ -440,17 +505,7 @@ impl Repacked {
         if self.mats.contains_key(&key) {
             return true;
         }
-        let packed = match (self.layout, w.data()) {
-            (Layout::X8, _) => repack_q4_0x8(w).map(Packed::X8),
-            (Layout::X16, WeightData::Q4_0(d)) => {
-                Packed16::from_q4_0(d, w.n(), w.k()).map(Packed::X16)
-            }
-            (Layout::X16, WeightData::Q8_0(d)) => {
-                Packed16::from_q8_0(d, w.n(), w.k()).map(Packed::X16)
-            }
-            _ => None,
-        };
-        match packed {
+        match Packed::new(w, self.layout) {
             Some(p) => {
                 self.mats.insert(key, p);
                 true
@@ -462,8 +517,7 @@ impl Repacked {
     /// The repacked form of `w`, or `w` itself when it has none.
     pub fn view<'a>(&'a self, w: WeightMat<'a>) -> WeightMat<'a> {
         let data = match self.mats.get(&Self::key(&w)) {
-            Some(Packed::X8(p)) => WeightData::Q4_0x8(p),
-            Some(Packed::X16(p)) => WeightData::X16(p),
+            Some(p) => p.data(),
             None => return w,
         };
         WeightMat {
@@ -484,13 +538,7 @@ impl Repacked {
 
     /// Heap bytes of all repacked matrices.
     pub fn size_bytes(&self) -> usize {
-        self.mats
-            .values()
-            .map(|p| match p {
-                Packed::X8(v) => std::mem::size_of_val(v.as_slice()),
-                Packed::X16(p) => p.size_bytes(),
-            })
-            .sum()
+        self.mats.values().map(Packed::size_bytes).sum()
     }
 
     fn key(w: &WeightMat) -> (usize, usize) {

@@ -32,6 +32,8 @@ pub(super) fn weight_bytes(w: &Weight) -> &[u8] {
         Store::F16(v) => bytemuck::cast_slice(v),
         Store::Q8_0(v) => bytemuck::cast_slice(v),
         Store::Q4_0(v) => bytemuck::cast_slice(v),
+        // `Model::repack_for` keeps the layers and head the GPU runs in the plain layout.
+        Store::Packed(_) => unreachable!("weights offloaded to the GPU are never repacked"),
     }
 }
 

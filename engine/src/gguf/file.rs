@@ -147,6 +147,33 @@ impl GgufFile {
             .and_then(|r| self.bytes.as_slice().get(r))
             .unwrap_or(&[])
     }
+
+    /// Drops this process's resident pages of `t`'s data once it has been copied out
+    /// (`madvise(MADV_DONTNEED)` on the whole pages inside it), so loading holds each
+    /// weight once, not once in the map and once in its copy. The map stays valid: a later
+    /// read faults the bytes in again from the file. A no-op for data held in memory.
+    pub fn release(&self, t: &TensorInfo) {
+        let Bytes::Mapped(m) = &self.bytes else {
+            return;
+        };
+        let data = self.tensor_data(t);
+        if data.is_empty() {
+            return;
+        }
+        // SAFETY: sysconf has no preconditions.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        let base = m.as_ptr() as usize;
+        let start = (data.as_ptr() as usize).next_multiple_of(page);
+        let end = (data.as_ptr() as usize + data.len()) / page * page;
+        if end > start && start >= base {
+            // SAFETY: [start, end) is whole pages inside this read-only private file map;
+            // DONTNEED on such a map only drops pages the kernel can read back from the
+            // file, and no reference into them is used for writing. Failure is harmless.
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+            }
+        }
+    }
 }
 
 fn wrong_type(key: &str, expected: &'static str, found: &Value) -> GgufError {

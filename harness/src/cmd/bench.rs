@@ -269,7 +269,7 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<bool> {
             let m = Model::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
             models.insert(path, m);
         }
-        let model = &models[path];
+        let model = models.get_mut(path).expect("inserted above");
         for &n_batch in &cfg.batch {
             for &n_ubatch in &cfg.ubatch {
                 for &type_k in &cfg.ctk {
@@ -298,7 +298,7 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<bool> {
                                             &template,
                                         )
                                     } else {
-                                        vec![measure(cfg, path, model, &point, &cpu_info)]
+                                        vec![measure(cfg, path, &mut *model, &point, &cpu_info)]
                                     };
                                     for mut row in rows {
                                         row.numa = numa.clone();
@@ -462,7 +462,7 @@ fn measure_template(
 fn measure(
     cfg: &Config,
     path: &std::path::Path,
-    model: &Model,
+    model: &mut Model,
     p: &Point,
     cpu_info: &str,
 ) -> BenchRow {
@@ -470,6 +470,15 @@ fn measure(
     let (kernels, choice) =
         tessera_engine::calibrate::kernels_for(cfg.isa, cfg.tile, model, p.n_threads)
             .expect("validated in Config::from_args");
+    // CPU points: the weights are repacked in place for this table, resident once. CUDA
+    // points keep the plain layout the GPU uploads; their CPU layers are repacked by the
+    // context beside the model.
+    let n_layer = model.hp.n_layer;
+    match p.backend {
+        Backend::Cpu => model.repack_for(&kernels, n_layer, true),
+        Backend::Cuda => model.repack_for(&kernels, 0, false),
+    }
+    let model = &*model;
     let mut row = measure_template(cfg, path, model, p, cpu_info, &kernels, choice.as_ref());
     let topo = affinity::topology();
     let cpus = affinity::plan(&cfg.pin, p.n_threads, &topo).unwrap_or(None);

@@ -333,10 +333,9 @@ impl Scale for HwScale {
         // 16 i32 per C row.
         unsafe {
             let w = _mm512_loadu_ps(dw.as_ptr());
-            for r in 0..16 {
-                let v = _mm512_cvtepi32_ps(_mm512_load_si512(c.0[r].as_ptr().cast()));
-                let s = _mm512_mul_ps(w, _mm512_set1_ps(*da.get_unchecked(r)));
-                acc[r] = _mm512_fmadd_ps(v, s, acc[r]);
+            for ((a, row), &d) in acc.iter_mut().zip(&c.0).zip(&da[..16]) {
+                let v = _mm512_cvtepi32_ps(_mm512_load_si512(row.as_ptr().cast()));
+                *a = _mm512_fmadd_ps(v, _mm512_mul_ps(w, _mm512_set1_ps(d)), *a);
             }
         }
     }
