@@ -59,7 +59,7 @@ fn main() {
     let mut shaped = vec![Vec::new(); barriers.len()];
     for _ in 0..rounds {
         for (i, &b) in barriers.iter().enumerate() {
-            let pool = ThreadPool::with_barrier(threads, None, b);
+            let pool = ThreadPool::with_barrier(threads, None, b).expect("starting the pool");
             per_run(&pool, 200, Duration::ZERO, Duration::ZERO); // warm-up
             empty[i].push(per_run(&pool, 5_000, Duration::ZERO, Duration::ZERO));
             shaped[i].push(per_run(&pool, 2_000, WORK, GAP));

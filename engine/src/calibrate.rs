@@ -25,10 +25,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use tessera_kernels::{
-    ActBuf, DispatchError, Isa, IsaRequest, Kernels, OutMat, TileConfig, WeightMat,
-};
+use tessera_kernels::{ActBuf, Isa, IsaRequest, Kernels, OutMat, TileConfig, WeightMat};
 
+use crate::error::Result;
 use crate::model::Model;
 use crate::pool::{ThreadPool, split_range};
 
@@ -64,13 +63,14 @@ pub struct Record {
 }
 
 /// The kernel table for `request`: a named ISA as asked, `auto` by calibration (see the
-/// module docs). The second value says how `auto` was resolved.
+/// module docs). The second value says how `auto` was resolved. Errors: an ISA or tile
+/// this CPU cannot run, or a calibration thread pool that cannot start.
 pub fn kernels_for(
     request: IsaRequest,
     tile: Option<TileConfig>,
     model: &Model,
     n_threads: usize,
-) -> Result<(Kernels, Option<Choice>), DispatchError> {
+) -> Result<(Kernels, Option<Choice>)> {
     if let IsaRequest::Named(_) = request {
         return Ok((Kernels::new(request, tile)?, None));
     }
@@ -103,7 +103,7 @@ pub fn kernels_for(
             isa: *one,
             reason: format!("{one} is the only candidate on this CPU"),
         },
-        _ => calibrated(model, &cands, n_threads.max(1), tile, mode == "force"),
+        _ => calibrated(model, &cands, n_threads.max(1), tile, mode == "force")?,
     };
     let k = Kernels::with_isa(request, choice.isa, tile)?;
     Ok((k, Some(choice)))
@@ -132,7 +132,7 @@ fn calibrated(
     n_threads: usize,
     tile: Option<TileConfig>,
     force: bool,
-) -> Choice {
+) -> Result<Choice> {
     let key = cache_key(model, n_threads, tile);
     let path = cache_path(&key);
     if !force
@@ -142,15 +142,15 @@ fn calibrated(
         && let Ok(isa) = rec.isa.parse::<Isa>()
         && cands.contains(&isa)
     {
-        return Choice {
+        return Ok(Choice {
             isa,
             reason: format!("{} (cached in {})", summary(&rec), path.display()),
-        };
+        });
     }
-    let rec = measure(model, cands, n_threads, tile, key);
+    let rec = measure(model, cands, n_threads, tile, key)?;
     let saved = write_record(&path, &rec);
     let isa = rec.isa.parse().unwrap_or(cands[0]);
-    Choice {
+    Ok(Choice {
         isa,
         reason: match saved {
             Ok(()) => format!(
@@ -160,7 +160,7 @@ fn calibrated(
             ),
             Err(e) => format!("{} (measured now; not cached: {e})", summary(&rec)),
         },
-    }
+    })
 }
 
 /// "calibrated on ...: amx gemm 1.00 gemv 1.01, avx512 1.02/1.00, ..." relative to the
@@ -213,7 +213,7 @@ fn measure(
     n_threads: usize,
     tile: Option<TileConfig>,
     key: String,
-) -> Record {
+) -> Result<Record> {
     let start = Instant::now();
     let mats: Vec<WeightMat> = model
         .layers
@@ -236,7 +236,7 @@ fn measure(
         .iter()
         .map(|(_, k)| k.repack(mats.iter().copied()))
         .collect();
-    let pool = ThreadPool::new(n_threads);
+    let pool = ThreadPool::new(n_threads)?;
     let kmax = mats.iter().map(|w| w.k()).max().unwrap_or(0);
     let nmax = mats.iter().map(|w| w.n()).max().unwrap_or(0);
     // Deterministic activations in -1..1.
@@ -286,7 +286,7 @@ fn measure(
         .map(|(i, (isa, _))| (*isa, gemm[i], gemv[i]))
         .collect();
     let isa = decide(&times).unwrap_or(cands[0]);
-    Record {
+    Ok(Record {
         version: VERSION,
         key,
         isa: isa.name().to_string(),
@@ -300,7 +300,7 @@ fn measure(
             .map(|t| (t.0.name().to_string(), t.2))
             .collect(),
         took_ms: start.elapsed().as_millis() as u64,
-    }
+    })
 }
 
 /// Machine, model shape and type, threads, tile and method version, as readable text.

@@ -1,6 +1,13 @@
 //! An inference context: a KV cache, scratch buffers sized once for the largest micro-batch,
 //! and the llama forward pass. Prompt processing runs `n_ubatch` tokens per matmul (GEMM);
 //! generation runs one token (GEMV). Nothing in `eval` allocates.
+//!
+//! Sizes: a context holds at most [`MAX_CTX`] positions. A context longer than the model's
+//! training context (`llama.context_length`) is allowed, as in llama-bench (positions past
+//! it are RoPE-extrapolated). The KV cache and buffers a context needs are computed before
+//! anything is allocated and refused when they exceed the memory this process may still
+//! allocate ([`crate::memory`]); the big buffers are allocated fallibly, so a failed
+//! allocation is an [`EngineError::OutOfMemory`], never an abort.
 
 use std::fmt;
 use std::str::FromStr;
@@ -10,8 +17,15 @@ use tessera_kernels::matrix::Repacked;
 use tessera_kernels::{ActBuf, Acts, Kernels, OutMat, WeightMat};
 
 use crate::error::{EngineError, Result};
-use crate::model::{Model, Weight};
+use crate::memory::{ensure_available, human, zeroed_vec};
+use crate::model::{Hparams, Model, Weight};
 use crate::pool::{ThreadPool, split_range};
+
+/// Most positions one context holds: 16,777,216, the most tokens of a prompt or a
+/// generation any command takes. It keeps every count inside the u32 fields of a result row
+/// and the size arithmetic far from overflow; the memory check below is what usually
+/// refuses a long context first.
+pub const MAX_CTX: usize = 1 << 24;
 
 /// Element type of the KV cache (llama-bench's `-ctk`/`-ctv`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -25,6 +39,14 @@ impl KvType {
         match self {
             KvType::F16 => "f16",
             KvType::F32 => "f32",
+        }
+    }
+
+    /// Bytes of one cached element.
+    pub fn bytes(self) -> u64 {
+        match self {
+            KvType::F16 => 2,
+            KvType::F32 => 4,
         }
     }
 }
@@ -66,6 +88,99 @@ pub struct ContextParams {
     pub n_gpu_layers: usize,
 }
 
+/// What a context allocates, in bytes ([`ContextParams::footprint`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Footprint {
+    /// K and V of every layer, `n_ctx` positions each.
+    pub kv_cache: u64,
+    /// Activations of one micro-batch, attention scores and logits.
+    pub buffers: u64,
+}
+
+impl Footprint {
+    pub fn total(&self) -> u64 {
+        self.kv_cache.saturating_add(self.buffers)
+    }
+}
+
+impl ContextParams {
+    /// The bytes a context with these parameters allocates on the CPU for `hp` (weights not
+    /// included: the model holds them already). Saturates rather than overflows.
+    pub fn footprint(&self, hp: &Hparams) -> Footprint {
+        let mul = |xs: &[usize]| xs.iter().fold(1u64, |a, &x| a.saturating_mul(x as u64));
+        let (e, kv, ff) = (hp.n_embd, hp.n_embd_kv(), hp.n_ff);
+        let ub = self.micro_batch();
+        let per_layer = mul(&[self.n_ctx, kv])
+            .saturating_mul(self.type_k.bytes().saturating_add(self.type_v.bytes()));
+        let f32s = [
+            mul(&[5, ub, e]),                          // x, xn, q, attn, proj
+            mul(&[2, ub, kv]),                         // k, v
+            mul(&[2, ub, ff]),                         // gate, up
+            mul(&[self.n_threads.max(1), self.n_ctx]), // attention scores
+            mul(&[ub, e.max(ff)]),                     // converted activations (at most 4 B each)
+            mul(&[self.logit_rows(), hp.n_vocab]),     // logits
+        ]
+        .iter()
+        .fold(0u64, |a, &b| a.saturating_add(b));
+        Footprint {
+            kv_cache: per_layer.saturating_mul(hp.n_layer as u64),
+            buffers: f32s.saturating_mul(4),
+        }
+    }
+
+    /// Tokens per forward pass: `n_ubatch`, at most `n_batch`, and no more than the context
+    /// holds (a longer micro-batch could never be filled).
+    fn micro_batch(&self) -> usize {
+        self.n_ubatch.min(self.n_batch).min(self.n_ctx).max(1)
+    }
+
+    /// Rows of the logits buffer: every token of a call with `logits_all`, else the last.
+    fn logit_rows(&self) -> usize {
+        if self.logits_all {
+            self.n_batch.min(self.n_ctx)
+        } else {
+            1
+        }
+    }
+
+    /// Checks these parameters for `hp` without allocating: positive sizes, at most
+    /// [`MAX_CTX`] positions, at most [`crate::pool::MAX_THREADS`] threads, and a
+    /// [`Footprint`] that fits the memory available now.
+    /// [`Context::new`] runs the same checks; a caller that creates many contexts can run
+    /// them all first, before any work.
+    pub fn validate(&self, hp: &Hparams) -> Result<()> {
+        if self.n_ctx == 0 || self.n_batch == 0 || self.n_ubatch == 0 {
+            return Err(EngineError::Invalid(format!(
+                "context size {}, batch {} and micro-batch {} must be positive",
+                self.n_ctx, self.n_batch, self.n_ubatch
+            )));
+        }
+        if self.n_ctx > MAX_CTX {
+            return Err(EngineError::ContextTooLarge { n_ctx: self.n_ctx });
+        }
+        if self.n_threads > crate::pool::MAX_THREADS {
+            return Err(EngineError::Threads {
+                requested: self.n_threads,
+                reason: format!("more than the limit of {}", crate::pool::MAX_THREADS),
+            });
+        }
+        let f = self.footprint(hp);
+        ensure_available(
+            || {
+                format!(
+                    "a context of {} positions (KV cache {} as K {} + V {}, buffers {})",
+                    self.n_ctx,
+                    human(f.kv_cache),
+                    self.type_k,
+                    self.type_v,
+                    human(f.buffers)
+                )
+            },
+            f.total(),
+        )
+    }
+}
+
 impl Default for ContextParams {
     fn default() -> Self {
         Self {
@@ -88,11 +203,11 @@ enum KvStore {
 }
 
 impl KvStore {
-    fn new(ty: KvType, len: usize) -> Self {
-        match ty {
-            KvType::F16 => KvStore::F16(vec![f16::ZERO; len]),
-            KvType::F32 => KvStore::F32(vec![0.0; len]),
-        }
+    fn new(ty: KvType, len: usize) -> Result<Self> {
+        Ok(match ty {
+            KvType::F16 => KvStore::F16(zeroed_vec(len, "the KV cache")?),
+            KvType::F32 => KvStore::F32(zeroed_vec(len, "the KV cache")?),
+        })
     }
 
     fn store(&mut self, at: usize, src: &[f32]) {
@@ -148,45 +263,42 @@ pub struct Context<'a> {
 
 impl<'a> Context<'a> {
     pub fn new(model: &'a Model, kernels: &'a Kernels, mut params: ContextParams) -> Result<Self> {
-        if params.n_ctx == 0 || params.n_batch == 0 || params.n_ubatch == 0 {
-            return Err(EngineError::Invalid(format!(
-                "context size {}, batch {} and micro-batch {} must be positive",
-                params.n_ctx, params.n_batch, params.n_ubatch
-            )));
-        }
-        params.n_ubatch = params.n_ubatch.min(params.n_batch);
+        params.validate(&model.hp)?;
+        params.n_ubatch = params.micro_batch();
         params.n_threads = params.n_threads.max(1);
         let hp = &model.hp;
         let (e, kv, ff, ub) = (hp.n_embd, hp.n_embd_kv(), hp.n_ff, params.n_ubatch);
-        let kv_len = params.n_ctx.checked_mul(kv).ok_or_else(|| {
-            EngineError::Invalid(format!(
-                "context of {} positions is too large",
-                params.n_ctx
-            ))
-        })?;
+        // Validated above: n_ctx <= MAX_CTX, n_threads <= MAX_THREADS and the hyperparameters
+        // are at most 2^24 each, so these products fit a usize; allocation failures are
+        // errors, not aborts.
+        let kv_len = params.n_ctx * kv;
         let kv_layers = (0..hp.n_layer)
-            .map(|_| KvLayer {
-                k: KvStore::new(params.type_k, kv_len),
-                v: KvStore::new(params.type_v, kv_len),
+            .map(|_| {
+                Ok(KvLayer {
+                    k: KvStore::new(params.type_k, kv_len)?,
+                    v: KvStore::new(params.type_v, kv_len)?,
+                })
             })
-            .collect();
+            .collect::<Result<_>>()?;
+        let buf = |len: usize| zeroed_vec::<f32>(len, "the context's buffers");
         let s = Scratch {
-            x: vec![0.0; ub * e],
-            xn: vec![0.0; ub * e],
-            q: vec![0.0; ub * e],
-            k: vec![0.0; ub * kv],
-            v: vec![0.0; ub * kv],
-            attn: vec![0.0; ub * e],
-            proj: vec![0.0; ub * e],
-            gate: vec![0.0; ub * ff],
-            up: vec![0.0; ub * ff],
-            scores: vec![0.0; params.n_threads * params.n_ctx],
+            x: buf(ub * e)?,
+            xn: buf(ub * e)?,
+            q: buf(ub * e)?,
+            k: buf(ub * kv)?,
+            v: buf(ub * kv)?,
+            attn: buf(ub * e)?,
+            proj: buf(ub * e)?,
+            gate: buf(ub * ff)?,
+            up: buf(ub * ff)?,
+            scores: buf(params.n_threads * params.n_ctx)?,
             act: ActBuf::with_capacity(ub, e.max(ff)),
         };
         let theta = (0..hp.n_rot / 2)
             .map(|i| (f64::from(hp.rope_freq_base).powf(-2.0 * i as f64 / hp.n_rot as f64)) as f32)
             .collect();
-        let logit_rows = if params.logits_all { params.n_batch } else { 1 };
+        let logits = buf(params.logit_rows() * hp.n_vocab)?;
+        let pool = ThreadPool::new(params.n_threads)?;
         let gpu = match params.backend {
             crate::cuda::Backend::Cpu => None,
             crate::cuda::Backend::Cuda => Some(crate::cuda::Offload::new(model, &params)?),
@@ -206,9 +318,9 @@ impl<'a> Context<'a> {
             gpu,
             model,
             kernels,
-            pool: ThreadPool::new(params.n_threads),
+            pool,
             packed,
-            logits: vec![0.0; logit_rows * hp.n_vocab],
+            logits,
             n_logit_rows: 0,
             params,
             kv: kv_layers,

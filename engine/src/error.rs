@@ -10,10 +10,12 @@ use crate::gguf::GgufError;
 pub enum EngineError {
     #[error(transparent)]
     Gguf(#[from] GgufError),
-    #[error("{path}: {source}")]
+    /// An error of the file at `path` (the inner error is shown, not chained, so that a
+    /// `{:#}` print of the error does not repeat it).
+    #[error("{path}: {error}")]
     InFile {
         path: PathBuf,
-        source: Box<EngineError>,
+        error: Box<EngineError>,
     },
     #[error("model architecture is '{0}'; tessera runs 'llama'")]
     Architecture(String),
@@ -37,6 +39,27 @@ pub enum EngineError {
     },
     #[error("context full: {needed} tokens do not fit a context of {n_ctx}")]
     ContextFull { needed: usize, n_ctx: usize },
+    /// A context longer than [`crate::context::MAX_CTX`] positions.
+    #[error(
+        "a context of {n_ctx} positions is more than the limit of {max}",
+        max = crate::context::MAX_CTX
+    )]
+    ContextTooLarge { n_ctx: usize },
+    /// Buffers that do not fit the memory this process may still allocate: refused before
+    /// allocating (`available` known), or an allocation that failed (`available` None).
+    #[error("{}", out_of_memory(.what, *.needed, .available.as_ref()))]
+    OutOfMemory {
+        what: String,
+        needed: u64,
+        available: Option<crate::memory::Available>,
+    },
+    /// A thread pool that cannot start: too many threads asked for, or the system refused.
+    #[error(
+        "cannot start {requested} threads: {reason}; give at most {max} threads, fewer if \
+         the system limits them",
+        max = crate::pool::MAX_THREADS
+    )]
+    Threads { requested: usize, reason: String },
     #[error("unknown KV cache type '{0}'; valid: f16, f32")]
     KvType(String),
     #[error(transparent)]
@@ -54,3 +77,15 @@ pub enum EngineError {
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+fn out_of_memory(what: &str, needed: u64, available: Option<&crate::memory::Available>) -> String {
+    let needed = crate::memory::human(needed);
+    match available {
+        Some(a) => format!(
+            "{what} needs {needed}, more than the {} available ({})",
+            crate::memory::human(a.bytes),
+            a.source
+        ),
+        None => format!("{what} needs {needed}, and allocating it failed"),
+    }
+}

@@ -10,6 +10,7 @@ pub mod context;
 pub mod cuda;
 pub mod error;
 pub mod gguf;
+pub mod memory;
 pub mod model;
 pub mod numa;
 pub mod pool;

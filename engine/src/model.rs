@@ -135,12 +135,20 @@ pub struct Model {
 }
 
 impl Model {
+    /// Opens, checks and copies the model at `path`. Errors name the file once: those of
+    /// opening it already do, the others are prefixed with it.
     pub fn load(path: &Path) -> Result<Model> {
         let in_file = |e: EngineError| EngineError::InFile {
             path: path.to_path_buf(),
-            source: Box::new(e),
+            error: Box::new(e),
         };
-        let file = GgufFile::open(path).map_err(|e| in_file(e.into()))?;
+        let file = GgufFile::open(path).map_err(|e| {
+            if e.names_path() {
+                e.into()
+            } else {
+                in_file(e.into())
+            }
+        })?;
         Model::from_gguf(&file).map_err(in_file)
     }
 

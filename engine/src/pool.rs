@@ -42,6 +42,10 @@
 //! context knowing about placement. `TESSERA_POOL_BARRIER=condvar|spin-park|spin` (and
 //! `TESSERA_POOL_SPIN=N`, the spin budget of `spin-park`) overrides the default barrier of
 //! `ThreadPool::new`, for measuring.
+//!
+//! Limits: a pool has at most [`MAX_THREADS`] threads, the one bound every command's
+//! `-t` parser uses, and a thread the system refuses to start (a `ulimit -u`, a cgroup
+//! `pids.max`, no memory for its stack) makes pool creation an error, never a panic.
 
 use std::cell::UnsafeCell;
 use std::fmt;
@@ -50,7 +54,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
+use crate::error::{EngineError, Result};
+
 type Job = dyn Fn(usize, usize) + Sync;
+
+/// Most threads one pool runs (the caller included): far above the core count of any
+/// machine tessera measures, low enough that a typo such as `-t 100000` is refused as
+/// input rather than discovered as a system limit.
+pub const MAX_THREADS: usize = 1024;
 
 /// How pool threads wait for a job and the caller waits for its end (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,7 +120,7 @@ impl fmt::Display for Barrier {
 
 impl FromStr for Barrier {
     type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
         match s {
             "condvar" => Ok(Barrier::Condvar),
             "spin-park" => Ok(Barrier::SpinPark(Barrier::DEFAULT_SPIN)),
@@ -260,21 +271,32 @@ pub fn default_pinning() -> Option<Vec<usize>> {
 impl ThreadPool {
     /// A pool of `n` threads (the caller included), pinned per [`set_default_pinning`],
     /// waiting with [`Barrier::from_env`]. `n == 0` is treated as 1.
-    pub fn new(n: usize) -> Self {
+    ///
+    /// # Errors
+    /// [`EngineError::Threads`] when `n` is above [`MAX_THREADS`] or the system refuses to
+    /// start one of the threads (those already started are stopped again).
+    pub fn new(n: usize) -> Result<Self> {
         Self::with_barrier(n, default_pinning(), Barrier::from_env())
     }
 
     /// A pool of `n` threads; with `Some(cpus)`, thread `tid` (the caller is 0) is pinned to
     /// `cpus[tid % cpus.len()]`. A CPU that cannot be used leaves that thread unpinned: the
     /// plan was validated against the online CPUs before, so this only happens when a
-    /// cgroup forbids the CPU, and a measurement still beats an abort.
-    pub fn with_cpus(n: usize, cpus: Option<Vec<usize>>) -> Self {
+    /// cgroup forbids the CPU, and a measurement still beats an abort. Errors as
+    /// [`ThreadPool::new`].
+    pub fn with_cpus(n: usize, cpus: Option<Vec<usize>>) -> Result<Self> {
         Self::with_barrier(n, cpus, Barrier::from_env())
     }
 
     /// As [`ThreadPool::with_cpus`], waiting with `barrier`.
-    pub fn with_barrier(n: usize, cpus: Option<Vec<usize>>, barrier: Barrier) -> Self {
+    pub fn with_barrier(n: usize, cpus: Option<Vec<usize>>, barrier: Barrier) -> Result<Self> {
         let n = n.max(1);
+        if n > MAX_THREADS {
+            return Err(EngineError::Threads {
+                requested: n,
+                reason: format!("more than the limit of {MAX_THREADS}"),
+            });
+        }
         let cpus = cpus.filter(|c| !c.is_empty());
         if let Some(c) = &cpus {
             let _ = crate::affinity::pin_current_thread(c[0]);
@@ -292,27 +314,32 @@ impl ThreadPool {
             start: Condvar::new(),
             done: Condvar::new(),
         });
-        let workers = (1..n)
-            .map(|tid| {
-                let shared = Arc::clone(&shared);
-                let cpu = cpus.as_ref().map(|c| c[tid % c.len()]);
-                std::thread::Builder::new()
-                    .name(format!("tessera-worker-{tid}"))
-                    .spawn(move || {
-                        if let Some(cpu) = cpu {
-                            let _ = crate::affinity::pin_current_thread(cpu);
-                        }
-                        worker(shared, tid, n)
-                    })
-                    .expect("spawning a worker thread")
-            })
-            .collect();
-        Self {
+        // Built before the workers so that, if one fails to start, dropping the pool shuts
+        // down and joins those already running.
+        let mut pool = Self {
             shared,
-            workers,
+            workers: Vec::with_capacity(n - 1),
             n,
             cpus,
+        };
+        for tid in 1..n {
+            let shared = Arc::clone(&pool.shared);
+            let cpu = pool.cpus.as_ref().map(|c| c[tid % c.len()]);
+            let handle = std::thread::Builder::new()
+                .name(format!("tessera-worker-{tid}"))
+                .spawn(move || {
+                    if let Some(cpu) = cpu {
+                        let _ = crate::affinity::pin_current_thread(cpu);
+                    }
+                    worker(shared, tid, n)
+                })
+                .map_err(|e| EngineError::Threads {
+                    requested: n,
+                    reason: format!("the system refused to start thread {tid} ({e})"),
+                })?;
+            pool.workers.push(handle);
         }
+        Ok(pool)
     }
 
     pub fn n_threads(&self) -> usize {
@@ -413,7 +440,7 @@ mod tests {
 
     #[test]
     fn every_thread_runs_each_job_once() {
-        let pool = ThreadPool::new(3);
+        let pool = ThreadPool::new(3).unwrap();
         for _ in 0..100 {
             let hits = AtomicUsize::new(0);
             let mask = AtomicUsize::new(0);
@@ -435,7 +462,7 @@ mod tests {
             Barrier::SpinPark(50),
             Barrier::Spin,
         ] {
-            let pool = ThreadPool::with_barrier(3, None, barrier);
+            let pool = ThreadPool::with_barrier(3, None, barrier).unwrap();
             assert_eq!(pool.barrier(), barrier);
             for round in 0..300 {
                 let hits = AtomicUsize::new(0);
@@ -474,6 +501,20 @@ mod tests {
     }
 
     #[test]
+    fn more_than_max_threads_is_an_error_not_a_spawn() {
+        let e = ThreadPool::new(MAX_THREADS + 1).err().expect("refused");
+        assert!(
+            matches!(e, EngineError::Threads { requested, .. } if requested == MAX_THREADS + 1),
+            "{e}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "cannot start 1025 threads: more than the limit of 1024; give at most 1024 \
+             threads, fewer if the system limits them"
+        );
+    }
+
+    #[test]
     fn barrier_names_parse_and_bad_ones_list_the_valid() {
         assert_eq!("condvar".parse::<Barrier>(), Ok(Barrier::Condvar));
         assert_eq!("spin".parse::<Barrier>(), Ok(Barrier::Spin));
@@ -490,7 +531,7 @@ mod tests {
         let allowed = crate::affinity::current_affinity();
         let cpu = allowed[allowed.len() - 1];
         std::thread::spawn(move || {
-            let pool = ThreadPool::with_cpus(2, Some(vec![cpu]));
+            let pool = ThreadPool::with_cpus(2, Some(vec![cpu])).unwrap();
             assert_eq!(pool.pinned_cpus(), Some(vec![cpu, cpu]));
             let seen = Mutex::new(Vec::new());
             pool.run(&|_, _| {
@@ -502,7 +543,12 @@ mod tests {
         })
         .join()
         .unwrap();
-        assert!(ThreadPool::with_cpus(2, None).pinned_cpus().is_none());
+        assert!(
+            ThreadPool::with_cpus(2, None)
+                .unwrap()
+                .pinned_cpus()
+                .is_none()
+        );
     }
 
     #[test]

@@ -250,7 +250,7 @@ fn bad_magic_and_missing_file_are_named() {
     let missing = dir.path().join("nope.gguf");
     let e = GgufFile::open(&missing).unwrap_err();
     assert!(
-        matches!(&e, GgufError::Io { path, .. } if *path == missing),
+        matches!(&e, GgufError::NotFound { path } if *path == missing),
         "{e}"
     );
     assert!(e.to_string().contains("nope.gguf"), "{e}");

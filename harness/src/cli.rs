@@ -1,8 +1,73 @@
 //! Argument helpers shared by commands: comma lists and llama-bench-style values.
 
+use std::ops::RangeInclusive;
 use std::str::FromStr;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
+use tessera_engine::context::MAX_CTX;
+use tessera_engine::pool::MAX_THREADS;
+
+/// Token counts (`-p`, `-n`, `-pg`, generate's `-n`): 0 up to the longest context.
+pub const TOKENS: RangeInclusive<usize> = 0..=MAX_CTX;
+/// Batch and micro-batch sizes (`-b`, `-ub`).
+pub const BATCH: RangeInclusive<usize> = 1..=MAX_CTX;
+/// Thread counts (`-t` of every command).
+pub const THREADS: RangeInclusive<usize> = 1..=MAX_THREADS;
+/// Timed repetitions (`-r`): a million is days of measuring for the smallest test.
+pub const REPS: RangeInclusive<usize> = 1..=1_000_000;
+
+/// One count in `range`; the error says what is valid ("give a positive number of threads,
+/// at most 1024"). Values too long for any integer get the same message, not an overflow.
+pub fn count_in(s: &str, range: &RangeInclusive<usize>, unit: &str) -> Result<usize, String> {
+    let (lo, hi) = (*range.start(), *range.end());
+    let hint = if lo == 1 {
+        format!("give a positive number of {unit}, at most {hi}")
+    } else {
+        format!("give a number of {unit} from {lo} to {hi}")
+    };
+    match s.trim().parse::<usize>() {
+        Ok(v) if range.contains(&v) => Ok(v),
+        _ => Err(hint),
+    }
+}
+
+/// Clap value parser of a thread count in [`THREADS`].
+pub fn threads_arg(s: &str) -> Result<usize, String> {
+    count_in(s, &THREADS, "threads")
+}
+
+/// Clap value parser of a token count in [`TOKENS`].
+pub fn tokens_arg(s: &str) -> Result<usize, String> {
+    count_in(s, &TOKENS, "tokens")
+}
+
+/// Clap value parser of a repetition count in [`REPS`].
+pub fn reps_arg(s: &str) -> Result<usize, String> {
+    count_in(s, &REPS, "repetitions")
+}
+
+/// All values of a repeatable comma list of counts in `range`, or `default` when the flag
+/// was not given; an error names the flag, the bad element and the valid range.
+pub fn counts_or(
+    flag: &str,
+    given: &[String],
+    default: &[usize],
+    range: RangeInclusive<usize>,
+    unit: &str,
+) -> Result<Vec<usize>> {
+    if given.is_empty() {
+        return Ok(default.to_vec());
+    }
+    let mut out = Vec::new();
+    for g in given {
+        for p in g.split(',') {
+            let v = count_in(p, &range, unit)
+                .map_err(|hint| anyhow::anyhow!("{flag}: invalid value '{}': {hint}", p.trim()))?;
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
 
 /// Parses `"1,2,3"` into values, naming the bad element and the flag on error.
 pub fn parse_list<T: FromStr>(flag: &str, s: &str) -> Result<Vec<T>>
@@ -44,16 +109,8 @@ pub fn parse_tokens(s: &str) -> Result<Vec<u32>> {
         .collect()
 }
 
-/// A positive thread count list entry.
-pub fn positive(flag: &str, v: usize) -> Result<usize> {
-    if v == 0 {
-        bail!("{flag}: 0 is not valid; give a positive number");
-    }
-    Ok(v)
-}
-
 /// Physical cores by default, as llama-bench does; `available_parallelism` counts logical
-/// CPUs, so halve it when /sys says SMT is active.
+/// CPUs, so halve it when /sys says SMT is active. At most [`MAX_THREADS`].
 pub fn default_threads() -> usize {
     let logical = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -61,7 +118,8 @@ pub fn default_threads() -> usize {
     let smt = std::fs::read_to_string("/sys/devices/system/cpu/smt/active")
         .map(|s| s.trim() == "1")
         .unwrap_or(false);
-    if smt { (logical / 2).max(1) } else { logical }
+    let physical = if smt { (logical / 2).max(1) } else { logical };
+    physical.min(MAX_THREADS)
 }
 
 /// llama-bench spells some long flags with one dash (`-ctk`, `-ub`, `-pg`), which clap reads
@@ -134,6 +192,52 @@ mod tests {
             run(&["t", "-ctk", "-ub", "-p", "512"]),
             ["t", "--cache-type-k", "-ub", "-p", "512"]
         );
+    }
+
+    #[test]
+    fn counts_out_of_range_name_the_value_and_the_limit() {
+        let e = counts_or(
+            "-p",
+            &["8,18446744073709551615".into()],
+            &[],
+            TOKENS,
+            "tokens",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "-p: invalid value '18446744073709551615': give a number of tokens from 0 to 16777216"
+        );
+        // Past u64 too: the same message, not "number too large to fit in target type".
+        let e = counts_or(
+            "-t",
+            &["99999999999999999999999".into()],
+            &[],
+            THREADS,
+            "threads",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.ends_with("give a positive number of threads, at most 1024"),
+            "{e}"
+        );
+        assert!(counts_or("-t", &["0".into()], &[], THREADS, "threads").is_err());
+        assert_eq!(
+            counts_or(
+                "-b",
+                &["1, 16777216".into(), "2".into()],
+                &[],
+                BATCH,
+                "tokens"
+            )
+            .unwrap(),
+            [1, 1 << 24, 2]
+        );
+        assert_eq!(counts_or("-b", &[], &[7], BATCH, "tokens").unwrap(), [7]);
+        assert_eq!(threads_arg("1024"), Ok(1024));
+        assert!(threads_arg("1025").is_err() && tokens_arg("-1").is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod counters;
 pub mod export;
 pub mod gpu;
 pub mod history;
+pub mod lockfile;
 pub mod probe;
 pub mod results;
 pub mod sweep;

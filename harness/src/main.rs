@@ -4,6 +4,7 @@
 
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 use tessera::cmd;
 
@@ -50,7 +51,22 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse_from(tessera::cli::llama_bench_aliases(std::env::args_os()));
+    let cli = match Cli::try_parse_from(tessera::cli::llama_bench_aliases(std::env::args_os())) {
+        Ok(cli) => cli,
+        // A bad flag value is one line, like every other input error: clap's first line
+        // names the value, the flag and what is valid; the "--help" hint after it is dropped.
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::InvalidValue | ErrorKind::ValueValidation
+            ) =>
+        {
+            let text = e.to_string();
+            eprintln!("{}", text.lines().next().unwrap_or("error: invalid value"));
+            return ExitCode::from(2);
+        }
+        Err(e) => e.exit(),
+    };
     let result = match &cli.command {
         Command::Bench(a) => cmd::bench::run_cli(a),
         Command::Bisect(a) => cmd::bisect::run_cli(a),

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::BufRead;
+use std::path::Path;
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
@@ -436,15 +437,41 @@ impl BenchRow {
     }
 
     /// Parses one row (ours or llama-bench's) and derives `test` when absent.
-    pub fn from_json(json: &str) -> Result<BenchRow, serde_json::Error> {
-        let mut row: BenchRow = serde_json::from_str(json)?;
-        row.fill_test_name();
-        Ok(row)
+    pub fn from_json(json: &str) -> Result<BenchRow, RowError> {
+        Self::parse_object(json).map(|(_, row)| row)
+    }
+
+    /// Like [`BenchRow::from_json`], also returning the object's fields as written.
+    pub fn parse_object(
+        json: &str,
+    ) -> Result<(serde_json::Map<String, serde_json::Value>, BenchRow), RowError> {
+        let value: serde_json::Value = serde_json::from_str(json).map_err(RowError::NotJson)?;
+        let row = Self::from_value_ref(&value)?;
+        match value {
+            serde_json::Value::Object(fields) => Ok((fields, row)),
+            _ => Ok((serde_json::Map::new(), row)),
+        }
     }
 
     /// Like [`BenchRow::from_json`], from an already parsed value.
-    pub fn from_value(value: serde_json::Value) -> Result<BenchRow, serde_json::Error> {
-        let mut row: BenchRow = serde_json::from_value(value)?;
+    pub fn from_value(value: serde_json::Value) -> Result<BenchRow, RowError> {
+        Self::from_value_ref(&value)
+    }
+
+    /// The row of a JSON object. A `schema_version` above [`SCHEMA_VERSION`] is refused
+    /// before anything else is read: its fields may mean something else now.
+    pub fn from_value_ref(value: &serde_json::Value) -> Result<BenchRow, RowError> {
+        let Some(fields) = value.as_object() else {
+            return Err(RowError::NotARow(serde::de::Error::custom(
+                "not a JSON object",
+            )));
+        };
+        if let Some(v) = fields.get("schema_version").and_then(|v| v.as_u64())
+            && v > u64::from(SCHEMA_VERSION)
+        {
+            return Err(RowError::NewerSchema(v));
+        }
+        let mut row = BenchRow::deserialize(value).map_err(RowError::NotARow)?;
         row.fill_test_name();
         Ok(row)
     }
@@ -464,20 +491,158 @@ impl BenchRow {
     }
 }
 
-/// Reads JSON Lines rows (ours or llama-bench `-o jsonl`), skipping blank lines. An
-/// unparsable line is an error naming its line number.
-pub fn read_jsonl(reader: impl BufRead) -> anyhow::Result<Vec<BenchRow>> {
-    let mut rows = Vec::new();
-    for (i, line) in reader.lines().enumerate() {
-        let line = line.with_context(|| format!("reading line {}", i + 1))?;
-        if line.trim().is_empty() {
+/// Why a row could not be read.
+#[derive(Debug)]
+pub enum RowError {
+    /// The text is not JSON (a torn or damaged line).
+    NotJson(serde_json::Error),
+    /// JSON, but not a result row: not an object, a required field missing, a wrong type.
+    NotARow(serde_json::Error),
+    /// A row of a newer, unknown schema: refused rather than misread.
+    NewerSchema(u64),
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RowError::NotJson(e) => {
+                // serde_json says "at line 1 column 31" of the text it was given, which is
+                // one line of a file whose own line number the reader prints.
+                let text = e.to_string();
+                let what = text
+                    .strip_suffix(&format!(" at line {} column {}", e.line(), e.column()))
+                    .unwrap_or(&text);
+                match e.line() {
+                    0 => write!(f, "not JSON ({what})"),
+                    1 => write!(f, "not JSON at column {} ({what})", e.column()),
+                    l => write!(f, "not JSON at line {l}, column {} ({what})", e.column()),
+                }
+            }
+            RowError::NotARow(e) => write!(f, "not a result row ({e})"),
+            RowError::NewerSchema(v) => write!(
+                f,
+                "schema_version {v} is newer than this tessera reads (schema_version {SCHEMA_VERSION}); \
+                 read it with a newer tessera"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RowError {}
+
+impl RowError {
+    /// Whether a reader may skip the row (with a warning) and go on: true for damaged or
+    /// foreign lines, false for a newer schema, which must not be half-read.
+    pub fn is_skippable(&self) -> bool {
+        !matches!(self, RowError::NewerSchema(_))
+    }
+}
+
+/// One row read from a results file: the 1-based line (or record) it came from, the
+/// fields exactly as the file wrote them (so a reader can tell "absent" from "default"),
+/// and the row.
+#[derive(Debug, Clone)]
+pub struct ReadRow {
+    pub line: usize,
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    pub row: BenchRow,
+}
+
+/// A line (or CSV record) that was skipped, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub line: usize,
+    pub reason: String,
+}
+
+/// The rows of a results file and the lines skipped as unreadable.
+#[derive(Debug, Clone, Default)]
+pub struct ReadRows {
+    pub rows: Vec<ReadRow>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// At most this many skipped lines are named one by one; the rest are counted.
+const MAX_SKIP_WARNINGS: usize = 10;
+
+impl ReadRows {
+    /// Prints [`warn_skipped`]'s warnings for this file.
+    pub fn warn(&self, source: &Path) {
+        warn_skipped(source, &self.skipped);
+    }
+
+    /// The rows alone.
+    pub fn into_rows(self) -> Vec<BenchRow> {
+        self.rows.into_iter().map(|r| r.row).collect()
+    }
+}
+
+/// Prints one warning line per skipped line, naming `source` and the line ("tessera:
+/// warning: runs/x/results.jsonl line 6: not JSON (...); line skipped"), then a count
+/// once ten are out, so a file of garbage stays readable.
+pub fn warn_skipped(source: &Path, skipped: &[Skipped]) {
+    for s in skipped.iter().take(MAX_SKIP_WARNINGS) {
+        eprintln!(
+            "tessera: warning: {} line {}: {}; line skipped",
+            source.display(),
+            s.line,
+            s.reason
+        );
+    }
+    if skipped.len() > MAX_SKIP_WARNINGS {
+        eprintln!(
+            "tessera: warning: {}: {} more unreadable lines skipped",
+            source.display(),
+            skipped.len() - MAX_SKIP_WARNINGS
+        );
+    }
+}
+
+/// Parses JSON Lines rows (ours or llama-bench `-o jsonl`). This is the one policy for
+/// damaged results files, shared by every command that reads them (`sweep --resume`,
+/// `merge`, `compare`, `report`, `history add`, `nightly`): blank lines are ignored; a
+/// line that is not JSON or not a result row (a torn write, a stray log line) is skipped
+/// and listed in [`ReadRows::skipped`], never deleted from the file; a row of a newer
+/// schema is an error naming its line, since it cannot be read correctly. Errors are
+/// otherwise only I/O.
+pub fn parse_jsonl(reader: impl BufRead) -> anyhow::Result<ReadRows> {
+    let mut out = ReadRows::default();
+    for (i, line) in reader.split(b'\n').enumerate() {
+        let line_no = i + 1;
+        let bytes = line.with_context(|| format!("reading line {line_no}"))?;
+        let text = String::from_utf8_lossy(&bytes);
+        if text.trim().is_empty() {
             continue;
         }
-        let row = BenchRow::from_json(&line)
-            .with_context(|| format!("line {}: not a result row", i + 1))?;
-        rows.push(row);
+        match BenchRow::parse_object(&text) {
+            Ok((fields, row)) => out.rows.push(ReadRow {
+                line: line_no,
+                fields,
+                row,
+            }),
+            Err(e) if e.is_skippable() => out.skipped.push(Skipped {
+                line: line_no,
+                reason: e.to_string(),
+            }),
+            Err(e) => return Err(e).with_context(|| format!("line {line_no}")),
+        }
     }
-    Ok(rows)
+    Ok(out)
+}
+
+/// [`parse_jsonl`]'s rows alone, without printing its warnings.
+pub fn read_jsonl(reader: impl BufRead) -> anyhow::Result<Vec<BenchRow>> {
+    Ok(parse_jsonl(reader)?.into_rows())
+}
+
+/// Reads a JSONL results file by [`parse_jsonl`]'s policy, printing its warnings.
+pub fn read_jsonl_file(path: &Path) -> anyhow::Result<Vec<BenchRow>> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("reading '{}'", path.display()))?;
+    let read = parse_jsonl(std::io::BufReader::new(file))
+        .with_context(|| format!("in '{}'", path.display()))?;
+    read.warn(path);
+    Ok(read.into_rows())
 }
 
 /// Summary statistics of one test's repetitions, computed as llama-bench does:
@@ -549,7 +714,8 @@ pub fn test_name(n_prompt: u32, n_gen: u32, n_depth: u32) -> String {
     name
 }
 
-/// Linux signal number → name ("SIGSEGV"); unknown numbers give "signal N".
+/// Linux signal number → name ("SIGSEGV"; real-time signals "SIGRTMIN+N"); numbers
+/// outside 1..=64 give "signal N".
 pub fn signal_name(sig: i32) -> String {
     let name = match sig {
         1 => "SIGHUP",
@@ -569,12 +735,36 @@ pub fn signal_name(sig: i32) -> String {
         15 => "SIGTERM",
         16 => "SIGSTKFLT",
         17 => "SIGCHLD",
+        18 => "SIGCONT",
+        19 => "SIGSTOP",
+        20 => "SIGTSTP",
+        21 => "SIGTTIN",
+        22 => "SIGTTOU",
+        23 => "SIGURG",
         24 => "SIGXCPU",
         25 => "SIGXFSZ",
+        26 => "SIGVTALRM",
+        27 => "SIGPROF",
+        28 => "SIGWINCH",
+        29 => "SIGIO",
+        30 => "SIGPWR",
         31 => "SIGSYS",
+        34 => "SIGRTMIN",
+        35..=MAX_SIGNAL => return format!("SIGRTMIN+{}", sig - 34),
         _ => return format!("signal {sig}"),
     };
     name.to_string()
+}
+
+/// The highest Linux signal number (SIGRTMAX).
+pub const MAX_SIGNAL: i32 = 64;
+
+/// The signal a shell reports as exit code 128+N: `sh -c CMD` whose command was killed by
+/// signal N exits 128+N, and so do most wrappers. `None` outside 129..=192. Every
+/// classifier (sweep rows, bisect runs) maps exit codes through this one function.
+pub fn signal_of_shell_exit(code: i32) -> Option<i32> {
+    let sig = code.checked_sub(128)?;
+    (1..=MAX_SIGNAL).contains(&sig).then_some(sig)
 }
 
 /// This binary's build: `(commit, dirty, number)` = short git hash of HEAD ("unknown"
@@ -869,18 +1059,81 @@ mod tests {
         assert_eq!(row.test, "tg128");
     }
 
-    #[test]
-    fn jsonl_reader_names_the_bad_line() {
-        let good = serde_json::to_string(&BenchRow {
-            n_prompt: 512,
+    fn row_line(n_prompt: u32) -> String {
+        serde_json::to_string(&BenchRow {
+            n_prompt,
             ..BenchRow::default()
         })
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn jsonl_reader_skips_unreadable_lines_and_names_them() {
+        let good = row_line(512);
         let text = format!("{good}\n\n{good}\n");
-        assert_eq!(read_jsonl(text.as_bytes()).unwrap().len(), 2);
-        let text = format!("{good}\n{{\"truncated\n");
-        let err = format!("{:#}", read_jsonl(text.as_bytes()).unwrap_err());
-        assert!(err.contains("line 2"), "{err}");
+        let read = parse_jsonl(text.as_bytes()).unwrap();
+        assert_eq!(read.rows.len(), 2);
+        assert_eq!(read.rows[1].line, 3);
+        assert!(read.skipped.is_empty());
+        // A line torn in the middle of the file (it kept its newline), a torn last line,
+        // JSON that is not a row, and invalid UTF-8: skipped by line number, rows kept.
+        let mut text =
+            format!("{good}\n{}\n{good}\n{{\"n_prompt\": 1}}\n", &good[..20]).into_bytes();
+        text.extend_from_slice(b"\xff\xfe\n");
+        text.extend_from_slice(&good.as_bytes()[..30]);
+        let read = parse_jsonl(&text[..]).unwrap();
+        assert_eq!(read.rows.len(), 2);
+        let lines: Vec<usize> = read.skipped.iter().map(|s| s.line).collect();
+        assert_eq!(lines, [2, 4, 5, 6]);
+        assert!(
+            read.skipped[0].reason.starts_with("not JSON"),
+            "{:?}",
+            read.skipped
+        );
+        assert!(
+            read.skipped[1].reason.starts_with("not a result row"),
+            "{:?}",
+            read.skipped
+        );
+    }
+
+    #[test]
+    fn rows_of_a_newer_schema_are_refused_naming_both_versions() {
+        let mut v: serde_json::Value = serde_json::from_str(&row_line(8)).unwrap();
+        v["schema_version"] = 99.into();
+        let line = v.to_string();
+        let e = BenchRow::from_json(&line).unwrap_err();
+        assert!(!e.is_skippable());
+        assert_eq!(
+            e.to_string(),
+            "schema_version 99 is newer than this tessera reads (schema_version 1); read it with a newer tessera"
+        );
+        let text = format!("{}\n{line}\n", row_line(8));
+        let err = format!("{:#}", parse_jsonl(text.as_bytes()).unwrap_err());
+        assert!(err.starts_with("line 2: schema_version 99"), "{err}");
+        // The current version and an absent one read fine.
+        v["schema_version"] = 1.into();
+        assert!(BenchRow::from_value(v.clone()).is_ok());
+        v.as_object_mut().unwrap().remove("schema_version");
+        assert_eq!(
+            BenchRow::from_value(v).unwrap().schema_version,
+            SCHEMA_VERSION
+        );
+    }
+
+    #[test]
+    fn shell_exit_codes_map_to_every_valid_signal() {
+        assert_eq!(signal_of_shell_exit(139), Some(11));
+        assert_eq!(signal_of_shell_exit(130), Some(2));
+        assert_eq!(signal_of_shell_exit(129), Some(1));
+        assert_eq!(signal_of_shell_exit(192), Some(64));
+        for code in [-1, 0, 1, 2, 127, 128, 193, 255, i32::MIN, i32::MAX] {
+            assert_eq!(signal_of_shell_exit(code), None, "{code}");
+        }
+        assert_eq!(signal_name(11), "SIGSEGV");
+        assert_eq!(signal_name(34), "SIGRTMIN");
+        assert_eq!(signal_name(64), "SIGRTMIN+30");
+        assert_eq!(signal_name(65), "signal 65");
     }
 
     #[test]

@@ -266,22 +266,8 @@ fn repacked_q4_0_matches_the_scalar_reference_on_every_isa_and_tile() {
                 assert!(matches!(wp.data(), WeightData::Q4_0x8(_)));
                 let x = rng.vec(m * k);
                 let want = reference(&w, &x, m);
-                let mut buf = ActBuf::default();
-                buf.convert(wp.act_kind(), &x, k);
-                let acts = buf.view(wp.act_kind(), &x);
-                let kern = kernels.matmul("test", &wp, m);
-                let mut got = vec![f32::NAN; m * n];
-                {
-                    let out = OutMat::new(&mut got, m, n);
-                    // Three ranges, two of them cutting an 8-row group.
-                    let (a, b) = (3.min(n), (n / 2 + 5).min(n));
-                    // SAFETY: disjoint ranges, run one after the other.
-                    unsafe {
-                        kern.run(&wp, acts, &out, 0..a);
-                        kern.run(&wp, acts, &out, a..b);
-                        kern.run(&wp, acts, &out, b..n);
-                    }
-                }
+                // Three ranges, two of them cutting an 8-row group.
+                let got = run_split(&kernels, &wp, &x, m, 3);
                 for (idx, (g, r)) in got.iter().zip(&want).enumerate() {
                     let tol = 1e-5 * (1.0 + r.abs()) * (k as f32 / 32.0).sqrt();
                     assert!(
@@ -324,9 +310,9 @@ fn avx2_repacks_by_default_and_records_it() {
     assert!(!s.repacks() && s.repack([w]).is_empty());
 }
 
-/// Runs `kern` on the x16 form `wp` of `w` in three column ranges, two of them cutting a
-/// 16-row group.
-fn run_x16(kernels: &Kernels, wp: &WeightMat, x: &[f32], m: usize) -> Vec<f32> {
+/// Runs `kernels` on the repacked `wp` in three column ranges: `0..first`, up to just past
+/// the middle, and the rest, so that the cuts fall inside 8- and 16-row groups.
+fn run_split(kernels: &Kernels, wp: &WeightMat, x: &[f32], m: usize, first: usize) -> Vec<f32> {
     let (n, k) = (wp.n(), wp.k());
     let mut buf = ActBuf::default();
     buf.convert(wp.act_kind(), x, k);
@@ -335,7 +321,7 @@ fn run_x16(kernels: &Kernels, wp: &WeightMat, x: &[f32], m: usize) -> Vec<f32> {
     let mut got = vec![f32::NAN; m * n];
     {
         let out = OutMat::new(&mut got, m, n);
-        let (a, b) = (5.min(n), (n / 2 + 3).min(n));
+        let (a, b) = (first.min(n), (n / 2 + first).min(n));
         // SAFETY: disjoint ranges, run one after the other.
         unsafe {
             kern.run(wp, acts, &out, 0..a);
@@ -378,7 +364,7 @@ fn x16_repacked_weights_match_the_scalar_reference_on_every_isa_and_tile() {
                     assert!(matches!(wp.data(), WeightData::X16(_)));
                     let x = rng.vec(m * k);
                     let want = reference(&w, &x, m);
-                    let got = run_x16(&kernels, &wp, &x, m);
+                    let got = run_split(&kernels, &wp, &x, m, 5);
                     for (idx, (g, r)) in got.iter().zip(&want).enumerate() {
                         let tol = 1e-5 * (1.0 + r.abs()) * (k as f32 / 32.0).sqrt();
                         assert!(
@@ -420,7 +406,10 @@ fn amx_and_amx_emu_agree_bit_for_bit_on_x16() {
             assert!(rp.add(&w));
             let wp = rp.view(w);
             let x = rng.vec(m * k);
-            let (a, b) = (run_x16(&hw, &wp, &x, m), run_x16(&emu, &wp, &x, m));
+            let (a, b) = (
+                run_split(&hw, &wp, &x, m, 5),
+                run_split(&emu, &wp, &x, m, 5),
+            );
             for (idx, (g, r)) in a.iter().zip(&b).enumerate() {
                 assert_eq!(
                     g.to_bits(),

@@ -11,12 +11,25 @@ use super::value::ValueType;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GgufError {
-    #[error("cannot read GGUF file {}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    /// Opening or mapping failed. The OS error is shown, not chained, so that a `{:#}`
+    /// print of the error does not repeat it.
+    #[error("cannot read GGUF file {}: {error}", path.display())]
+    Io { path: PathBuf, error: io::Error },
+
+    #[error("model file '{}' does not exist", path.display())]
+    NotFound { path: PathBuf },
+
+    #[error(
+        "model file '{}' is a symbolic link to '{}', which does not exist",
+        path.display(),
+        target.display()
+    )]
+    DanglingLink { path: PathBuf, target: PathBuf },
+
+    /// A directory, FIFO, device or socket: refused after a `stat`, before it is opened (a
+    /// FIFO would block the open forever, a device would be read as a file).
+    #[error("model '{}' is not a regular file ({kind}); give a GGUF file", path.display())]
+    NotRegularFile { path: PathBuf, kind: &'static str },
 
     #[error("writing GGUF failed: {source}")]
     Write {
@@ -175,6 +188,20 @@ pub enum GgufError {
 
     #[error("cannot write GGUF: {reason}")]
     InvalidWrite { reason: String },
+}
+
+impl GgufError {
+    /// Whether the message already names the file (errors of opening it), so a caller that
+    /// prefixes errors with the path need not.
+    pub fn names_path(&self) -> bool {
+        matches!(
+            self,
+            GgufError::Io { .. }
+                | GgufError::NotFound { .. }
+                | GgufError::DanglingLink { .. }
+                | GgufError::NotRegularFile { .. }
+        )
+    }
 }
 
 /// A key or tensor name as messages show it: in single quotes, control characters escaped

@@ -1,7 +1,9 @@
 //! An opened, fully validated GGUF file and its typed metadata accessors.
 
 use std::fmt;
-use std::fs::File;
+use std::fs::{File, FileType, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::TensorInfo;
@@ -47,15 +49,71 @@ pub struct GgufFile {
     path: Option<PathBuf>,
 }
 
-impl GgufFile {
-    /// Maps `path` and parses it.
-    pub fn open(path: &Path) -> Result<GgufFile, GgufError> {
-        let io_err = |source| GgufError::Io {
+/// Refuses `path` unless it is a regular file (symbolic links followed), by `stat` alone:
+/// nothing is opened, so a FIFO cannot block and a device is never read. Every command
+/// that takes a model runs this first (and [`GgufFile::open`] runs it again).
+pub fn check_regular_file(path: &Path) -> Result<(), GgufError> {
+    match std::fs::metadata(path) {
+        Ok(m) => regular(path, m.file_type()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(match std::fs::read_link(path) {
+            Ok(target) => GgufError::DanglingLink {
+                path: path.to_owned(),
+                target,
+            },
+            Err(_) => GgufError::NotFound {
+                path: path.to_owned(),
+            },
+        }),
+        Err(error) => Err(GgufError::Io {
             path: path.to_owned(),
-            source,
+            error,
+        }),
+    }
+}
+
+fn regular(path: &Path, ty: FileType) -> Result<(), GgufError> {
+    if ty.is_file() {
+        return Ok(());
+    }
+    let kind = if ty.is_dir() {
+        "a directory"
+    } else if ty.is_fifo() {
+        "a FIFO"
+    } else if ty.is_char_device() {
+        "a character device"
+    } else if ty.is_block_device() {
+        "a block device"
+    } else if ty.is_socket() {
+        "a socket"
+    } else {
+        "not a file, directory, FIFO, device or socket"
+    };
+    Err(GgufError::NotRegularFile {
+        path: path.to_owned(),
+        kind,
+    })
+}
+
+impl GgufFile {
+    /// Maps `path` and parses it. Anything but a regular file is refused before it is
+    /// opened ([`check_regular_file`]).
+    pub fn open(path: &Path) -> Result<GgufFile, GgufError> {
+        let io_err = |error| GgufError::Io {
+            path: path.to_owned(),
+            error,
         };
-        let file = File::open(path).map_err(io_err)?;
-        let len = file.metadata().map_err(io_err)?.len();
+        check_regular_file(path)?;
+        // Non-blocking, and checked again on the descriptor: a path swapped for a FIFO
+        // between the stat and the open must not hang the open either. (O_NONBLOCK does
+        // nothing to reads or maps of a regular file.)
+        let file: File = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(io_err)?;
+        let meta = file.metadata().map_err(io_err)?;
+        regular(path, meta.file_type())?;
+        let len = meta.len();
         let bytes = if len == 0 {
             // Mapping zero bytes fails on some systems; an empty buffer gives the same
             // "truncated" error as any short file.

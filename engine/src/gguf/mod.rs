@@ -13,7 +13,7 @@ mod value;
 mod writer;
 
 pub use error::GgufError;
-pub use file::GgufFile;
+pub use file::{GgufFile, check_regular_file};
 pub use value::{Value, ValueType};
 pub use writer::GgufWriter;
 

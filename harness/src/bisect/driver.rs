@@ -89,6 +89,9 @@ fn short_str(hash: &str) -> &str {
 }
 
 pub fn run(cfg: &Config) -> Result<Outcome> {
+    // One bisection per state directory: a second `--resume` would test the same commits
+    // again, and measure at the same time as the first in perf mode.
+    let _lock = crate::lockfile::DirLock::acquire(&cfg.state_dir, "tessera bisect")?;
     let spec = &cfg.spec;
     let repo = Repo::open(&spec.repo)?;
     let good = repo.resolve("--good", &spec.good)?;

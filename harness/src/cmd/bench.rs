@@ -13,7 +13,7 @@ use tessera_engine::numa::NumaPolicy;
 use tessera_engine::{Backend, Context, ContextParams, KvType, Model};
 use tessera_kernels::{IsaRequest, Kernels, TileConfig};
 
-use crate::cli::{default_threads, list_or, parse_list, positive};
+use crate::cli::{BATCH, THREADS, TOKENS, count_in, counts_or, default_threads, list_or};
 use crate::counters::{CounterSet, Peaks, Scope};
 use crate::export::{OutputFormat, exporter};
 use crate::results::{self, BenchRow, KernelUse, Status};
@@ -38,8 +38,8 @@ pub struct Args {
     /// Micro-batch sizes (comma list).
     #[arg(long = "ubatch-size", visible_alias = "ub")]
     pub ubatch: Vec<String>,
-    /// Timed repetitions per test.
-    #[arg(short = 'r', long = "repetitions", default_value_t = 5)]
+    /// Timed repetitions per test (1 to 1000000).
+    #[arg(short = 'r', long = "repetitions", default_value_t = 5, value_parser = crate::cli::reps_arg)]
     pub reps: usize,
     /// Thread counts (comma list); default: physical cores.
     #[arg(short = 't', long = "threads")]
@@ -154,11 +154,10 @@ impl Config {
         } else {
             String::new()
         };
-        if a.reps == 0 {
-            bail!("-r: 0 repetitions is not valid; give at least 1");
-        }
-        let n_prompt: Vec<usize> = list_or("-p", &a.n_prompt, &[512])?;
-        let n_gen: Vec<usize> = list_or("-n", &a.n_gen, &[128])?;
+        // Counts are bounded at parse time (see `cli`): a row's u32 fields hold them exactly,
+        // and a context's size is checked against memory once the model is known (`run`).
+        let n_prompt = counts_or("-p", &a.n_prompt, &[512], TOKENS, "tokens")?;
+        let n_gen = counts_or("-n", &a.n_gen, &[128], TOKENS, "tokens")?;
         let mut tests = Vec::new();
         tests.extend(n_prompt.iter().filter(|&&p| p > 0).map(|&p| TestSpec {
             n_prompt: p,
@@ -169,8 +168,20 @@ impl Config {
             n_gen: g,
         }));
         for pg in &a.pg {
-            let v: Vec<usize> = parse_list("-pg", pg)?;
+            let bad = |why: String| anyhow::anyhow!("-pg: invalid value '{pg}': {why}");
+            let v = pg
+                .split(',')
+                .map(|x| count_in(x, &TOKENS, "tokens"))
+                .collect::<std::result::Result<Vec<usize>, String>>()
+                .map_err(bad)?;
             match v[..] {
+                [p, g] if p + g > *TOKENS.end() => {
+                    return Err(bad(format!(
+                        "{} tokens in all; a context holds at most {}",
+                        p + g,
+                        TOKENS.end()
+                    )));
+                }
                 [p, g] if p > 0 || g > 0 => tests.push(TestSpec {
                     n_prompt: p,
                     n_gen: g,
@@ -181,21 +192,9 @@ impl Config {
         if tests.is_empty() {
             bail!("no tests: -p, -n and -pg are all empty or 0");
         }
-        let batch = list_or("-b", &a.batch, &[DEFAULT_BATCH])?;
-        let ubatch = list_or("-ub", &a.ubatch, &[DEFAULT_UBATCH])?;
-        let threads = list_or("-t", &a.threads, &[default_threads()])?;
-        for &v in &batch {
-            positive("-b", v)?;
-        }
-        for &v in &ubatch {
-            positive("-ub", v)?;
-        }
-        for &v in &threads {
-            positive("-t", v)?;
-            if v > 1024 {
-                bail!("-t: {v} threads is not valid; give at most 1024");
-            }
-        }
+        let batch = counts_or("-b", &a.batch, &[DEFAULT_BATCH], BATCH, "tokens")?;
+        let ubatch = counts_or("-ub", &a.ubatch, &[DEFAULT_UBATCH], BATCH, "tokens")?;
+        let threads = counts_or("-t", &a.threads, &[default_threads()], THREADS, "threads")?;
         let ctk = list_or("-ctk", &a.ctk, &[KvType::F16])?;
         let ctv = list_or("-ctv", &a.ctv, &[KvType::F16])?;
         let models = if a.model.is_empty() {
@@ -205,9 +204,9 @@ impl Config {
             for m in &a.model {
                 for p in m.split(',') {
                     let p = PathBuf::from(p);
-                    if !p.is_file() {
-                        bail!("-m: model file '{}' does not exist", p.display());
-                    }
+                    // By stat: a FIFO or device is refused without being opened.
+                    tessera_engine::gguf::check_regular_file(&p)
+                        .map_err(|e| anyhow::anyhow!("-m: {e}"))?;
                     v.push(p);
                 }
             }
@@ -255,58 +254,72 @@ impl Config {
     }
 }
 
-/// Runs every configuration; returns whether all succeeded.
+/// Runs every configuration; returns whether all succeeded. Every model is loaded and
+/// every configuration's context checked against it (size limit, memory) before the first
+/// row is written, so an input error leaves no partial output; only the writes themselves
+/// are reported as "writing results".
 pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<bool> {
-    let mut exp = exporter(cfg.output, &cfg.extra_columns());
-    exp.begin(out)?;
-    let mut models: HashMap<&PathBuf, Model> = HashMap::new();
-    let cpu_info = cpu_info();
-    let mut all_ok = true;
     // The policy is set before any model is loaded, so weights and buffers follow it.
     let numa = tessera_engine::numa::apply(&cfg.numa).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut models: HashMap<&PathBuf, Model> = HashMap::new();
     for path in &cfg.models {
         if !models.contains_key(path) {
-            let m = Model::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let m = Model::load(path).map_err(|e| anyhow::anyhow!("-m: {e}"))?;
             models.insert(path, m);
         }
-        let model = models.get_mut(path).expect("inserted above");
-        for &n_batch in &cfg.batch {
-            for &n_ubatch in &cfg.ubatch {
-                for &type_k in &cfg.ctk {
-                    for &type_v in &cfg.ctv {
-                        for &n_threads in &cfg.threads {
-                            for &test in &cfg.tests {
-                                for (backend, ngl) in backend_points(cfg) {
-                                    let point = Point {
-                                        n_batch,
-                                        n_ubatch,
-                                        type_k,
-                                        type_v,
-                                        n_threads,
-                                        test,
-                                        backend,
-                                        ngl,
-                                    };
-                                    let rows = if backend == Backend::Cuda && cfg.isolate {
-                                        let kernels = Kernels::new(cfg.isa, cfg.tile)
-                                            .expect("validated in Config::from_args");
-                                        let template = measure_template(
-                                            cfg, path, model, &point, &cpu_info, &kernels, None,
-                                        );
-                                        crate::gpu::run_child(
-                                            &child_args(cfg, path, &point),
-                                            &template,
-                                        )
-                                    } else {
-                                        vec![measure(cfg, path, &mut *model, &point, &cpu_info)]
-                                    };
-                                    for mut row in rows {
-                                        row.numa = numa.clone();
-                                        all_ok &= row.status == Status::Ok;
-                                        exp.row(out, &row)?;
-                                        out.flush()?;
-                                    }
-                                }
+    }
+    for path in &cfg.models {
+        check_contexts(cfg, path, &models[path])?;
+    }
+    let cpu_info = cpu_info();
+    let mut all_ok = true;
+    let mut exp = exporter(cfg.output, &cfg.extra_columns());
+    exp.begin(out).context("writing results")?;
+    for path in &cfg.models {
+        let model = models.get_mut(path).expect("loaded above");
+        for point in points(cfg) {
+            let rows = if point.backend == Backend::Cuda && cfg.isolate {
+                let kernels =
+                    Kernels::new(cfg.isa, cfg.tile).expect("validated in Config::from_args");
+                let template =
+                    measure_template(cfg, path, model, &point, &cpu_info, &kernels, None);
+                crate::gpu::run_child(&child_args(cfg, path, &point), &template)
+            } else {
+                vec![measure(cfg, path, &mut *model, &point, &cpu_info)]
+            };
+            for mut row in rows {
+                row.numa = numa.clone();
+                all_ok &= row.status == Status::Ok;
+                exp.row(out, &row).context("writing results")?;
+                out.flush().context("writing results")?;
+            }
+        }
+    }
+    exp.end(out).context("writing results")?;
+    out.flush().context("writing results")?;
+    Ok(all_ok)
+}
+
+/// Every configuration of one model, in the order rows come out.
+fn points(cfg: &Config) -> Vec<Point> {
+    let mut v = Vec::new();
+    for &n_batch in &cfg.batch {
+        for &n_ubatch in &cfg.ubatch {
+            for &type_k in &cfg.ctk {
+                for &type_v in &cfg.ctv {
+                    for &n_threads in &cfg.threads {
+                        for &test in &cfg.tests {
+                            for (backend, ngl) in backend_points(cfg) {
+                                v.push(Point {
+                                    n_batch,
+                                    n_ubatch,
+                                    type_k,
+                                    type_v,
+                                    n_threads,
+                                    test,
+                                    backend,
+                                    ngl,
+                                });
                             }
                         }
                     }
@@ -314,9 +327,25 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<bool> {
             }
         }
     }
-    exp.end(out)?;
-    out.flush()?;
-    Ok(all_ok)
+    v
+}
+
+/// Refuses, before anything runs, a configuration whose context the engine would refuse:
+/// longer than the engine's limit or larger than the memory available now. The message
+/// names the flag value, the model and the sizes.
+fn check_contexts(cfg: &Config, path: &std::path::Path, model: &Model) -> Result<()> {
+    for p in points(cfg) {
+        p.context_params().validate(&model.hp).map_err(|e| {
+            let (np, ng) = (p.test.n_prompt, p.test.n_gen);
+            let flag = match (np, ng) {
+                (0, g) => format!("-n {g}"),
+                (p, 0) => format!("-p {p}"),
+                (p, g) => format!("-pg {p},{g}"),
+            };
+            anyhow::anyhow!("{flag} on {}: {e}", path.display())
+        })?;
+    }
+    Ok(())
 }
 
 struct Point {
@@ -329,6 +358,23 @@ struct Point {
     backend: Backend,
     /// Offloaded layers (0 on the CPU backend).
     ngl: usize,
+}
+
+impl Point {
+    /// The context this point measures in: exactly the test's tokens.
+    fn context_params(&self) -> ContextParams {
+        ContextParams {
+            n_ctx: self.test.n_tokens(),
+            n_batch: self.n_batch,
+            n_ubatch: self.n_ubatch,
+            n_threads: self.n_threads,
+            type_k: self.type_k,
+            type_v: self.type_v,
+            logits_all: false,
+            backend: self.backend,
+            n_gpu_layers: self.ngl,
+        }
+    }
 }
 
 /// (backend, -ngl) pairs: the CPU backend once, the CUDA backend once per -ngl value.
@@ -467,9 +513,20 @@ fn measure(
     cpu_info: &str,
 ) -> BenchRow {
     // `auto` is resolved by calibration on this model and thread count (cached per machine).
+    // The ISA and tile were validated in Config::from_args, so what can fail here is the
+    // calibration's thread pool: a row with status error, like a failed context.
     let (kernels, choice) =
-        tessera_engine::calibrate::kernels_for(cfg.isa, cfg.tile, model, p.n_threads)
-            .expect("validated in Config::from_args");
+        match tessera_engine::calibrate::kernels_for(cfg.isa, cfg.tile, model, p.n_threads) {
+            Ok(k) => k,
+            Err(e) => {
+                let kernels =
+                    Kernels::new(cfg.isa, cfg.tile).expect("validated in Config::from_args");
+                let mut row = measure_template(cfg, path, model, p, cpu_info, &kernels, None);
+                row.status = Status::Error;
+                row.error = Some(e.to_string());
+                return row;
+            }
+        };
     // CPU points: the weights are repacked in place for this table, resident once. CUDA
     // points keep the plain layout the GPU uploads; their CPU layers are repacked by the
     // context beside the model.
@@ -496,23 +553,13 @@ fn measure(
     // Opened before the context so the pool's threads, created with it, inherit them.
     let mut counters =
         (!cfg.counters.is_empty()).then(|| CounterSet::open(&cfg.counters, Scope::Region));
-    let params = ContextParams {
-        n_ctx: p.test.n_tokens(),
-        n_batch: p.n_batch,
-        n_ubatch: p.n_ubatch,
-        n_threads: p.n_threads,
-        type_k: p.type_k,
-        type_v: p.type_v,
-        logits_all: false,
-        backend: p.backend,
-        n_gpu_layers: p.ngl,
-    };
-    let result = Context::new(model, &kernels, params).and_then(|mut ctx| match &mut counters {
-        Some(set) => {
-            run_test_with_hook(&mut ctx, p.test, cfg.reps, cfg.seed, &mut CounterHook(set))
-        }
-        None => run_test(&mut ctx, p.test, cfg.reps, cfg.seed),
-    });
+    let result =
+        Context::new(model, &kernels, p.context_params()).and_then(|mut ctx| match &mut counters {
+            Some(set) => {
+                run_test_with_hook(&mut ctx, p.test, cfg.reps, cfg.seed, &mut CounterHook(set))
+            }
+            None => run_test(&mut ctx, p.test, cfg.reps, cfg.seed),
+        });
     tessera_engine::pool::set_default_pinning(None);
     match result {
         Ok(samples) => {
@@ -581,5 +628,5 @@ pub fn run_cli(a: &Args) -> Result<bool> {
     let cfg = Config::from_args(a)?;
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();
-    run(&cfg, &mut lock).context("writing results")
+    run(&cfg, &mut lock)
 }

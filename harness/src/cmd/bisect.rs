@@ -473,6 +473,11 @@ fn reset(r: &ResetArgs) -> Result<bool> {
         Some(d) => d.clone(),
         None => default_state_dir(&r.repo)?,
     };
+    // Not under a running bisection: it would go on with its state file gone.
+    let _lock = dir
+        .is_dir()
+        .then(|| crate::lockfile::DirLock::acquire(&dir, "tessera bisect reset"))
+        .transpose()?;
     let path = dir.join(STATE_FILE);
     let cache_dir = State::load(&path)
         .map(|s| s.spec.cache_dir)

@@ -177,7 +177,8 @@ pub fn run(cfg: &Config) -> Result<Comparison> {
 }
 
 /// The command: prints the comparison, draws the chart; false (exit 1) when
-/// `--fail-on-regression` is set and something regressed or failed.
+/// `--fail-on-regression` is set and something regressed or failed; an error (exit 2)
+/// when no row matched.
 pub fn run_cli(a: &Args) -> Result<bool> {
     let cfg = Config::from_args(a)?;
     let c = run(&cfg)?;
@@ -187,6 +188,11 @@ pub fn run_cli(a: &Args) -> Result<bool> {
         Format::Csv => render::csv(&c)?,
     };
     print!("{text}");
+    // Nothing matched: nothing was compared, so neither "no regression" nor a chart
+    // would mean anything. The table above still lists every row as unmatched.
+    if let Some(why) = c.no_match() {
+        bail!("{why}");
+    }
     if let Some(path) = &cfg.chart {
         let bars = render::bar_chart(&c, &side_name(&cfg.base), &side_name(&cfg.new));
         chart::save(&bars, path).with_context(|| format!("drawing '{}'", path.display()))?;

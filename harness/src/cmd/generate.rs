@@ -20,11 +20,11 @@ pub struct Args {
     /// Prompt token ids, comma separated (e.g. 1,2,3).
     #[arg(long = "prompt-tokens", required = true)]
     pub prompt_tokens: String,
-    /// Tokens to generate.
-    #[arg(short = 'n', long = "n-predict", default_value_t = 16)]
+    /// Tokens to generate (0 to 16777216, with the prompt at most 16777216 in all).
+    #[arg(short = 'n', long = "n-predict", default_value_t = 16, value_parser = crate::cli::tokens_arg)]
     pub n: usize,
-    /// Threads; default: physical cores.
-    #[arg(short = 't', long = "threads")]
+    /// Threads (1 to 1024); default: physical cores.
+    #[arg(short = 't', long = "threads", value_parser = crate::cli::threads_arg)]
     pub threads: Option<usize>,
     /// KV cache K type: f16 or f32.
     #[arg(long = "cache-type-k", visible_alias = "ctk", default_value = "f16")]
@@ -76,20 +76,20 @@ pub fn run_cli(a: &Args) -> Result<bool> {
     };
     // Validated before the model loads, so a bad ISA or tile fails fast.
     Kernels::new(isa, tile).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let threads = match a.threads {
-        Some(0) => bail!("-t: 0 is not valid; give a positive number"),
-        Some(t) => t,
-        None => default_threads(),
-    };
+    let threads = a.threads.unwrap_or_else(default_threads);
     let path = match &a.model {
-        Some(p) => p.clone(),
+        Some(p) => {
+            // By stat: a FIFO or device is refused without being opened (an open would block).
+            tessera_engine::gguf::check_regular_file(p).map_err(|e| anyhow::anyhow!("-m: {e}"))?;
+            p.clone()
+        }
         None => crate::cache::default_model()?,
     };
-    let model = Model::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let model = Model::load(&path).map_err(|e| anyhow::anyhow!("-m: {e}"))?;
     let (kernels, _) = tessera_engine::calibrate::kernels_for(isa, tile, &model, threads)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let params = ContextParams {
-        n_ctx: prompt.len() + a.n,
+        n_ctx: prompt.len().saturating_add(a.n),
         n_batch: prompt.len().max(1),
         n_ubatch: prompt.len().clamp(1, 512),
         n_threads: threads,
@@ -99,6 +99,23 @@ pub fn run_cli(a: &Args) -> Result<bool> {
         backend: Default::default(),
         n_gpu_layers: 0,
     };
+    // Size limit and memory, before anything is allocated.
+    params.validate(&model.hp).map_err(|e| {
+        anyhow::anyhow!("--prompt-tokens ({} ids) and -n {}: {e}", prompt.len(), a.n)
+    })?;
+    if a.logits_out.is_some() {
+        let bytes = (a.n as u64).saturating_mul(model.hp.n_vocab as u64 * 4);
+        tessera_engine::memory::ensure_available(
+            || {
+                format!(
+                    "--logits-out of {} steps x {} logits",
+                    a.n, model.hp.n_vocab
+                )
+            },
+            bytes,
+        )
+        .map_err(|e| anyhow::anyhow!("-n {}: {e}", a.n))?;
+    }
     let mut ctx = Context::new(&model, &kernels, params).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut logits = ctx
         .eval(&prompt)
@@ -132,19 +149,27 @@ pub fn run_cli(a: &Args) -> Result<bool> {
             n_vocab: model.hp.n_vocab,
             steps,
         };
-        write_atomically(out, &serde_json::to_vec(&file)?)?;
+        // Streamed: the JSON text (about three times the logits' bytes) is never in memory.
+        write_atomically(out, |w| Ok(serde_json::to_writer(w, &file)?))?;
     }
     Ok(true)
 }
 
-/// Writes to `path.tmp` and renames, so an existing file is never left half-written.
-pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+/// Writes through `write` to `path.tmp` and renames, so an existing file is never left
+/// half-written.
+pub fn write_atomically(
+    path: &std::path::Path,
+    write: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(bytes)
+    let f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let mut w = std::io::BufWriter::new(f);
+    write(&mut w)
+        .and_then(|()| Ok(w.flush()?))
         .with_context(|| format!("writing {}", tmp.display()))?;
-    f.sync_all().ok();
+    if let Ok(f) = w.into_inner() {
+        f.sync_all().ok();
+    }
     std::fs::rename(&tmp, path)
         .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     Ok(())

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 use clap::Parser;
 use half::f16;
 use serde::Serialize;
@@ -43,8 +43,8 @@ pub struct Args {
     /// Output: md or json.
     #[arg(short = 'o', long, default_value = "md")]
     pub output: String,
-    /// Threads (default: available parallelism).
-    #[arg(short = 't', long)]
+    /// Threads, 1 to 1024 (default: available parallelism).
+    #[arg(short = 't', long, value_parser = crate::cli::threads_arg)]
     pub threads: Option<usize>,
     /// Skip measuring bandwidth and peak rates (no roofline %).
     #[arg(long)]
@@ -104,11 +104,14 @@ fn model_shapes(a: &Args) -> Result<Vec<(&'static str, usize, usize)>> {
         return Ok(shapes(s.n_embd, kv, s.n_ff, s.n_vocab));
     }
     let path = match &a.model {
-        Some(p) => p.clone(),
+        Some(p) => {
+            // By stat: a FIFO or device is refused without being opened.
+            tessera_engine::gguf::check_regular_file(p).map_err(|e| anyhow::anyhow!("-m: {e}"))?;
+            p.clone()
+        }
         None => crate::cache::default_model()?,
     };
-    let m = tessera_engine::Model::load(&path)
-        .with_context(|| format!("cannot load model {}", path.display()))?;
+    let m = tessera_engine::Model::load(&path).map_err(|e| anyhow::anyhow!("-m: {e}"))?;
     let h = &m.hp;
     Ok(shapes(h.n_embd, h.n_embd_kv(), h.n_ff, h.n_vocab))
 }
@@ -240,12 +243,11 @@ pub fn run(a: &Args) -> Result<Vec<Row>> {
         bail!("-r 0 is not valid; repetitions must be at least 1");
     }
     let tokens = parse_tokens(&a.tokens)?;
-    let threads = a
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if threads == 0 {
-        bail!("-t 0 is not valid; threads must be at least 1");
-    }
+    let threads = a.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(tessera_engine::pool::MAX_THREADS)
+    });
     // Validate every ISA × tile before any work, so a bad flag fails fast.
     let mut plans = Vec::new();
     for req in parse_isas(&a.isa)? {
@@ -265,7 +267,7 @@ pub fn run(a: &Args) -> Result<Vec<Row>> {
         }
     }
     let roof = (!a.no_measure).then(|| measure_roof(threads));
-    let pool = ThreadPool::new(threads);
+    let pool = ThreadPool::new(threads).map_err(|e| anyhow::anyhow!("-t {threads}: {e}"))?;
     let mut rng = Rng::new(0x7e55e7a);
     let mut rows = Vec::new();
     for &(name, n, k) in &shapes {

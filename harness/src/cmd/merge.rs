@@ -1,9 +1,14 @@
 //! `tessera merge DIR...`: joins the shard directories of one sweep (possibly measured on
 //! several machines) into one run directory with one results.jsonl and manifest.
+//!
+//! A merge never loses rows: when the output already holds a results.jsonl with points
+//! this merge lacks (an earlier, complete merge, and now only some shards are given), it
+//! refuses unless `--force`; the file is replaced atomically, so an interrupted merge
+//! leaves the old one whole.
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 
@@ -18,6 +23,49 @@ pub struct Args {
     /// Output run directory; default: the shards' common parent directory.
     #[arg(long = "out")]
     pub out: Option<PathBuf>,
+    /// Replace an output results.jsonl even when it holds points this merge lacks.
+    #[arg(long = "force")]
+    pub force: bool,
+}
+
+/// The directory holding `d`: "." for a bare relative name, as for "./name".
+fn parent_of(d: &Path) -> Option<PathBuf> {
+    let p = d.parent()?;
+    Some(if p.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        p.to_path_buf()
+    })
+}
+
+/// The shards' common parent directory, compared as the file system resolves them (so
+/// `a/s1` and `./a/s2` agree).
+fn common_parent(dirs: &[PathBuf]) -> Result<PathBuf> {
+    let no_common = || {
+        anyhow::anyhow!(
+            "the shard directories {} have no common parent; give --out DIR",
+            dirs.iter()
+                .map(|d| format!("'{}'", d.display()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let mut resolved = BTreeSet::new();
+    for d in dirs {
+        let p = parent_of(d).ok_or_else(no_common)?;
+        resolved.insert(std::fs::canonicalize(&p).unwrap_or(p));
+    }
+    if resolved.len() != 1 {
+        return Err(no_common());
+    }
+    parent_of(&dirs[0]).ok_or_else(no_common)
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
 }
 
 /// Merges; returns whether every point of the plan is present.
@@ -38,30 +86,15 @@ pub fn run_cli(a: &Args) -> Result<bool> {
     }
     let out = match &a.out {
         Some(o) => o.clone(),
-        None => {
-            let parents: BTreeSet<PathBuf> = a
-                .dirs
-                .iter()
-                .map(|d| d.parent().map(|p| p.to_path_buf()).unwrap_or_default())
-                .collect();
-            match parents.into_iter().next() {
-                Some(p)
-                    if a.dirs.iter().all(|d| d.parent() == Some(p.as_path()))
-                        && !p.as_os_str().is_empty() =>
-                {
-                    p
-                }
-                _ => bail!("the shard directories have no common parent; give --out DIR"),
-            }
-        }
+        None => common_parent(&a.dirs)?,
     };
-    if a.dirs.iter().any(|d| d == &out) {
+    if a.dirs.iter().any(|d| same_dir(d, &out)) {
         bail!(
             "--out: '{}' is one of the inputs; give another directory",
             out.display()
         );
     }
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let _lock = crate::lockfile::DirLock::acquire(&out, "tessera merge")?;
     let mut seen = BTreeSet::new();
     let mut rows: Vec<BenchRow> = Vec::new();
     let mut dups = 0usize;
@@ -74,6 +107,8 @@ pub fn run_cli(a: &Args) -> Result<bool> {
             }
         }
     }
+    let results = out.join("results.jsonl");
+    refuse_to_lose_rows(&results, &seen, rows.len(), a.force)?;
     // Plan order, so a merged run reads like an unsharded one.
     let order: std::collections::HashMap<&String, usize> = first
         .unit_keys
@@ -82,10 +117,18 @@ pub fn run_cli(a: &Args) -> Result<bool> {
         .map(|(i, k)| (k, i))
         .collect();
     rows.sort_by_key(|r| order.get(&r.point_key).copied().unwrap_or(usize::MAX));
-    let mut f = std::fs::File::create(out.join("results.jsonl"))?;
-    for r in &rows {
-        writeln!(f, "{}", serde_json::to_string(r)?)?;
+    let tmp = out.join("results.jsonl.tmp");
+    {
+        let mut f = std::io::BufWriter::new(
+            std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?,
+        );
+        for r in &rows {
+            writeln!(f, "{}", serde_json::to_string(r)?)?;
+        }
+        f.flush()
+            .with_context(|| format!("writing {}", tmp.display()))?;
     }
+    std::fs::rename(&tmp, &results).with_context(|| format!("writing {}", results.display()))?;
     let mut m = first.clone();
     m.shard = None;
     m.argv = std::env::args().collect();
@@ -119,4 +162,50 @@ pub fn run_cli(a: &Args) -> Result<bool> {
         },
     );
     Ok(missing == 0)
+}
+
+/// Refuses to replace `results` when it holds rows (or unreadable lines) whose points the
+/// merge lacks, unless `force`.
+fn refuse_to_lose_rows(
+    results: &Path,
+    merged_keys: &BTreeSet<String>,
+    merged_rows: usize,
+    force: bool,
+) -> Result<()> {
+    if !results.exists() {
+        return Ok(());
+    }
+    let file =
+        std::fs::File::open(results).with_context(|| format!("reading {}", results.display()))?;
+    let old = crate::results::parse_jsonl(std::io::BufReader::new(file))
+        .with_context(|| format!("in '{}'", results.display()))?;
+    let lost = old
+        .rows
+        .iter()
+        .filter(|r| !merged_keys.contains(&r.row.point_key))
+        .count();
+    let unreadable = old.skipped.len();
+    if lost == 0 && unreadable == 0 {
+        return Ok(());
+    }
+    let what = format!(
+        "{} already holds {} rows{} and this merge has {merged_rows}, without {}",
+        results.display(),
+        old.rows.len(),
+        if unreadable > 0 {
+            format!(" and {unreadable} unreadable lines")
+        } else {
+            String::new()
+        },
+        match (lost, unreadable) {
+            (0, _) => "its unreadable lines".to_string(),
+            (n, 0) => format!("{n} of its points"),
+            (n, _) => format!("{n} of its points and its unreadable lines"),
+        }
+    );
+    if !force {
+        bail!("{what}; merge every shard, give another --out DIR, or add --force to replace it");
+    }
+    eprintln!("tessera: warning: {what}; replacing it (--force)");
+    Ok(())
 }

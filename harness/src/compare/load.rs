@@ -11,8 +11,8 @@ use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
 use super::stats;
-use crate::export::read_csv;
-use crate::results::{BenchRow, Status};
+use crate::export::parse_csv as read_csv_rows;
+use crate::results::{BenchRow, Skipped, Status, parse_jsonl, warn_skipped};
 
 /// Configuration fields that identify a measurement, in display order. `model` is the
 /// file name (without directories) of `model_filename`; the rest are row fields of the
@@ -69,10 +69,20 @@ pub fn load_run(path: &Path) -> Result<Run> {
     };
     let text =
         fs::read_to_string(&file).with_context(|| format!("reading '{}'", file.display()))?;
-    let rows = parse_rows(&text, &file).with_context(|| format!("in '{}'", file.display()))?;
+    let (rows, skipped) =
+        parse_rows(&text, &file).with_context(|| format!("in '{}'", file.display()))?;
+    warn_skipped(&file, &skipped);
     let rows = pool_repeats(rows);
     if rows.is_empty() {
-        bail!("'{}' holds no result rows", file.display());
+        bail!(
+            "'{}' holds no result rows{}",
+            file.display(),
+            match skipped.len() {
+                0 => String::new(),
+                1 => " (its one line was unreadable)".to_string(),
+                n => format!(" (all {n} lines were unreadable)"),
+            }
+        );
     }
     Ok(Run {
         path: path.to_path_buf(),
@@ -140,9 +150,12 @@ fn merge(mut group: Vec<LoadedRow>) -> LoadedRow {
     out
 }
 
-/// Parses rows by content: a JSON array (llama-bench `-o json`), JSON Lines, or CSV
-/// with a header (chosen for a `.csv` extension or when the text is not JSON).
-pub fn parse_rows(text: &str, file: &Path) -> Result<Vec<LoadedRow>> {
+/// Parses rows by content: a JSON array (llama-bench `-o json`), one JSON object
+/// (possibly pretty-printed over several lines), JSON Lines, or CSV with a header (chosen
+/// for a `.csv` extension or when the text is not JSON). JSON Lines and CSV follow the
+/// shared policy for damaged files ([`crate::results::parse_jsonl`]): unreadable lines
+/// are skipped and returned with why, for the caller to warn about.
+pub fn parse_rows(text: &str, file: &Path) -> Result<(Vec<LoadedRow>, Vec<Skipped>)> {
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
     let is_csv = file
         .extension()
@@ -152,38 +165,50 @@ pub fn parse_rows(text: &str, file: &Path) -> Result<Vec<LoadedRow>> {
         let Value::Array(items) = value else {
             bail!("not a JSON array of rows");
         };
-        return items
+        let rows = items
             .into_iter()
             .enumerate()
             .map(|(i, v)| from_value(v).with_context(|| format!("array element {}", i + 1)))
-            .collect();
+            .collect::<Result<_>>()?;
+        return Ok((rows, Vec::new()));
     }
-    if !is_csv && trimmed.starts_with('{') {
-        let mut rows = Vec::new();
-        for (i, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let value: Value = match serde_json::from_str(line) {
-                Ok(v) => v,
-                // A single pretty-printed object spans lines; accept it whole.
-                Err(_) if i == 0 => match serde_json::from_str::<Value>(trimmed) {
-                    Ok(v) => return Ok(vec![from_value(v).context("the JSON object")?]),
-                    Err(e) => return Err(e).context("line 1: not JSON"),
-                },
-                Err(e) => return Err(e).with_context(|| format!("line {}: not JSON", i + 1)),
-            };
-            rows.push(from_value(value).with_context(|| format!("line {}", i + 1))?);
-        }
-        return Ok(rows);
-    }
-    parse_csv(text)
+    let read = if is_csv || !trimmed.starts_with('{') {
+        read_csv_rows(text.as_bytes())?
+    } else if trimmed.trim_end().contains('\n')
+        && let Ok(value @ Value::Object(_)) = serde_json::from_str::<Value>(trimmed)
+    {
+        // One object pretty-printed over several lines.
+        return Ok((
+            vec![from_value(value).context("the JSON object")?],
+            Vec::new(),
+        ));
+    } else {
+        parse_jsonl(text.as_bytes())?
+    };
+    let rows = read
+        .rows
+        .into_iter()
+        .map(|r| LoadedRow {
+            config: config_of(&r.row, &raw_fields(&r.fields)),
+            row: r.row,
+        })
+        .collect();
+    Ok((rows, read.skipped))
 }
 
 fn from_value(value: Value) -> Result<LoadedRow> {
+    let row = BenchRow::from_value_ref(&value)?;
     let Value::Object(obj) = &value else {
         bail!("not a JSON object");
     };
+    Ok(LoadedRow {
+        config: config_of(&row, &raw_fields(obj)),
+        row,
+    })
+}
+
+/// A row's scalar fields as text, as the file wrote them.
+fn raw_fields(obj: &serde_json::Map<String, Value>) -> BTreeMap<String, String> {
     let mut raw = BTreeMap::new();
     for (k, v) in obj {
         let s = match v {
@@ -194,38 +219,7 @@ fn from_value(value: Value) -> Result<LoadedRow> {
         };
         raw.insert(k.clone(), s);
     }
-    let row = BenchRow::from_value(value).context("not a result row")?;
-    Ok(LoadedRow {
-        config: config_of(&row, &raw),
-        row,
-    })
-}
-
-fn parse_csv(text: &str) -> Result<Vec<LoadedRow>> {
-    let rows = read_csv(text.as_bytes())?;
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .from_reader(text.as_bytes());
-    let headers: Vec<String> = reader
-        .headers()
-        .context("reading the CSV header")?
-        .iter()
-        .map(|h| h.trim().to_string())
-        .collect();
-    let mut out = Vec::with_capacity(rows.len());
-    for (row, record) in rows.into_iter().zip(reader.records()) {
-        let record = record.context("reading a CSV record")?;
-        let raw: BTreeMap<String, String> = headers
-            .iter()
-            .cloned()
-            .zip(record.iter().map(str::to_string))
-            .collect();
-        out.push(LoadedRow {
-            config: config_of(&row, &raw),
-            row,
-        });
-    }
-    Ok(out)
+    raw
 }
 
 /// The key fields a row states. `raw` holds the source's fields as text; a field that
@@ -269,7 +263,7 @@ mod tests {
 
     #[test]
     fn absent_fields_are_unknown_not_defaults() {
-        let rows = parse_rows(
+        let (rows, _) = parse_rows(
             r#"{"n_threads": 2, "n_prompt": 0, "n_gen": 128, "avg_ns": 1, "avg_ts": 3.0, "model_filename": "/m/x.gguf", "backends": "CPU", "n_gpu_layers": 99}"#,
             Path::new("a.jsonl"),
         )
@@ -296,13 +290,13 @@ mod tests {
             line(2, "14, 16", "ok"),
         ]
         .join("\n");
-        let rows = pool_repeats(parse_rows(&text, Path::new("r.jsonl")).unwrap());
+        let rows = pool_repeats(parse_rows(&text, Path::new("r.jsonl")).unwrap().0);
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].row.samples_ts, vec![10.0, 12.0, 14.0, 16.0]);
         assert_eq!(rows[0].row.avg_ts, 13.0);
         assert_eq!(rows[1].row.n_threads, 4);
         let text = [line(2, "10, 12", "ok"), line(2, "", "fault")].join("\n");
-        let rows = pool_repeats(parse_rows(&text, Path::new("r.jsonl")).unwrap());
+        let rows = pool_repeats(parse_rows(&text, Path::new("r.jsonl")).unwrap().0);
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].row.status, Status::Fault);
         assert_eq!(rows[0].row.samples_ts, vec![10.0, 12.0]);
@@ -311,11 +305,11 @@ mod tests {
     #[test]
     fn csv_and_json_array_are_detected() {
         let csv = "n_threads,n_prompt,n_gen,avg_ns,avg_ts,isa,samples_ts\n4,512,0,1,10.5,avx2,\"10 11\"\n";
-        let rows = parse_rows(csv, Path::new("r.csv")).unwrap();
+        let (rows, _) = parse_rows(csv, Path::new("r.csv")).unwrap();
         assert_eq!(rows[0].config.get("isa").map(String::as_str), Some("avx2"));
         assert_eq!(rows[0].row.samples_ts, vec![10.0, 11.0]);
         let json = r#"[{"n_threads": 1, "n_prompt": 8, "n_gen": 0, "avg_ns": 1, "avg_ts": 2.0}]"#;
-        assert_eq!(parse_rows(json, Path::new("r.json")).unwrap().len(), 1);
+        assert_eq!(parse_rows(json, Path::new("r.json")).unwrap().0.len(), 1);
         let err = format!("{:#}", parse_rows("[1]", Path::new("r.json")).unwrap_err());
         assert!(err.contains("array element 1"), "{err}");
     }

@@ -92,6 +92,85 @@ impl Comparison {
     pub fn any_bad(&self) -> bool {
         self.lines.iter().any(|l| l.verdict.is_bad())
     }
+
+    /// When no row matched: one line saying so and what each side had (its tests, and
+    /// the key fields where the sides disagree), so the wrong file or flag shows.
+    pub fn no_match(&self) -> Option<String> {
+        if !self.lines.is_empty() {
+            return None;
+        }
+        type Values = BTreeMap<String, std::collections::BTreeSet<String>>;
+        let mut sides: [(usize, Values); 2] = Default::default();
+        for u in &self.unmatched {
+            let side = &mut sides[usize::from(u.side != "baseline")];
+            side.0 += 1;
+            for (k, v) in &u.config {
+                side.1.entry(k.clone()).or_default().insert(v.clone());
+            }
+            side.1
+                .entry("test".to_string())
+                .or_default()
+                .insert(u.test.clone());
+        }
+        let list = |values: Option<&std::collections::BTreeSet<String>>| -> String {
+            let Some(values) = values else {
+                return "none stated".to_string();
+            };
+            let mut v: Vec<&str> = values.iter().map(String::as_str).take(6).collect();
+            if values.len() > 6 {
+                v.push("...");
+            }
+            v.join(", ")
+        };
+        let rows = |n: usize| {
+            if n == 1 {
+                "1 row".to_string()
+            } else {
+                format!("{n} rows")
+            }
+        };
+        let (b, c) = (&sides[0], &sides[1]);
+        let (bt, ct) = (b.1.get("test"), c.1.get("test"));
+        let common_test = bt.zip(ct).is_some_and(|(x, y)| !x.is_disjoint(y));
+        if !common_test {
+            return Some(format!(
+                "no test matched: the baseline has {} ({}), the candidate has {} ({}); compare runs of the same tests",
+                list(bt),
+                rows(b.0),
+                list(ct),
+                rows(c.0)
+            ));
+        }
+        // Same tests: some key field both sides state with no value in common.
+        let differing: Vec<String> = load::KEY_FIELDS
+            .iter()
+            .filter(|f| **f != "test")
+            .filter_map(|f| {
+                let (x, y) = (b.1.get(*f)?, c.1.get(*f)?);
+                x.is_disjoint(y).then(|| {
+                    format!(
+                        "{} (baseline {}; candidate {})",
+                        f,
+                        list(Some(x)),
+                        list(Some(y))
+                    )
+                })
+            })
+            .collect();
+        Some(format!(
+            "no test matched: both sides have {} but no configuration agrees{}; give --ignore FIELD to match across a field that differs on purpose",
+            list(
+                bt.zip(ct)
+                    .map(|(x, y)| x.intersection(y).cloned().collect())
+                    .as_ref()
+            ),
+            if differing.is_empty() {
+                String::new()
+            } else {
+                format!(" on {}", differing.join(", "))
+            }
+        ))
+    }
 }
 
 /// Compares `cand` against `base`. Fields named in `ignore` take no part in matching.

@@ -14,7 +14,7 @@ pub mod engine;
 pub mod plan;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{IsTerminal, Write};
+use std::io::{IsTerminal, Read as _, Seek as _, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -77,8 +77,9 @@ pub fn validate(plan: &Plan) -> Result<(BTreeMap<String, Engine>, Vec<String>)> 
     if plan.threads.is_empty() || plan.threads.contains(&0) {
         bail!("--threads: give one or more positive thread counts");
     }
-    if let Some(&t) = plan.threads.iter().find(|&&t| t > 1024) {
-        bail!("--threads: {t} is not valid; give at most 1024");
+    let max = tessera_engine::pool::MAX_THREADS;
+    if let Some(&t) = plan.threads.iter().find(|&&t| t > max) {
+        bail!("--threads: {t} is not valid; give at most {max}");
     }
     let nodes = numa::online_nodes();
     for n in &plan.numa {
@@ -119,9 +120,9 @@ pub fn validate(plan: &Plan) -> Result<(BTreeMap<String, Engine>, Vec<String>)> 
 pub fn resolve_models(plan: &Plan) -> Result<Vec<String>> {
     if !plan.model.is_empty() {
         for m in &plan.model {
-            if !Path::new(m).is_file() {
-                bail!("--model: model file '{m}' does not exist");
-            }
+            // By stat: a FIFO or device is refused without being opened.
+            tessera_engine::gguf::check_regular_file(Path::new(m))
+                .map_err(|e| anyhow::anyhow!("--model: {e}"))?;
         }
         return Ok(plan.model.clone());
     }
@@ -141,41 +142,44 @@ pub fn new_run_id() -> String {
     format!("{t}-{:05}", std::process::id() % 100_000)
 }
 
-/// The rows already in `results.jsonl`. A torn last line (the sweep was killed while
-/// writing it) is cut off so the next append starts on a fresh line.
+/// The rows already in `results.jsonl` (none when it does not exist yet), read by the
+/// shared policy: unreadable lines are skipped with a warning and stay in the file.
 pub fn read_existing(path: &Path) -> Result<Vec<BenchRow>> {
-    let Ok(bytes) = std::fs::read(path) else {
+    if !path.exists() {
         return Ok(Vec::new());
+    }
+    crate::results::read_jsonl_file(path)
+}
+
+/// Ends the file with a newline when its last line is torn (the sweep was killed while
+/// writing it), so the next row starts on a line of its own. The torn text stays: it is
+/// an unreadable line like any other, skipped with a warning by every reader, and its
+/// point has no row, so the resumed sweep measures it again.
+fn terminate_torn_line(path: &Path) -> Result<()> {
+    let Ok(mut f) = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .open(path)
+    else {
+        return Ok(());
     };
-    let keep = match bytes.iter().rposition(|&b| b == b'\n') {
-        Some(i) => i + 1,
-        None => 0,
-    };
-    if keep < bytes.len() {
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(path)
+    let len = f.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut last = [0u8; 1];
+    f.seek(SeekFrom::Start(len - 1))?;
+    f.read_exact(&mut last)?;
+    if last[0] != b'\n' {
+        f.write_all(b"\n")
             .with_context(|| format!("repairing {}", path.display()))?;
-        f.set_len(keep as u64)?;
         eprintln!(
-            "tessera: dropped a partly written last line of {}",
+            "tessera: warning: {}: the last line was torn (the sweep was killed while writing it); \
+             kept, ended with a newline, and its point runs again",
             path.display()
         );
     }
-    let mut rows = Vec::new();
-    for line in String::from_utf8_lossy(&bytes[..keep]).lines() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match BenchRow::from_json(line) {
-            Ok(r) => rows.push(r),
-            Err(e) => eprintln!(
-                "tessera: skipping an unreadable line of {}: {e}",
-                path.display()
-            ),
-        }
-    }
-    Ok(rows)
+    Ok(())
 }
 
 /// Appends one row as one line and flushes it to the kernel.
@@ -260,36 +264,22 @@ fn rows_for(
             ..base
         }];
     }
-    if let Some(sig) = r.signal {
-        return vec![BenchRow {
-            status: Status::Fault,
-            fault: Some(Fault {
-                class: "signal".into(),
-                signal: Some(sig),
-                exit_code: None,
-                message: format!("killed by {}", crate::results::signal_name(sig)),
-                stderr_tail: r.stderr_tail,
-            }),
-            ..base
-        }];
-    }
+    // A signal, direct or as a shell reports it (`cmd=` runs under `sh -c`, which exits
+    // 128+N when its command was killed by signal N): a crash, even if rows came first.
     let code = r.exit_code.unwrap_or(-1);
-    // `cmd=` runs under `sh -c`, which reports a command killed by signal N as exit 128+N.
-    if matches!(cfg.engines.get(&u.point.engine), Some(Engine::Cmd(_)))
-        && (129..=159).contains(&code)
-        && engine::parse_rows(&r.stdout).is_err()
-    {
-        let sig = code - 128;
+    let shell_signal = r.exit_code.and_then(crate::results::signal_of_shell_exit);
+    if let Some(sig) = r.signal.or(shell_signal) {
+        let name = crate::results::signal_name(sig);
         return vec![BenchRow {
             status: Status::Fault,
             fault: Some(Fault {
                 class: "signal".into(),
                 signal: Some(sig),
-                exit_code: Some(code),
-                message: format!(
-                    "killed by {} (shell exit {code})",
-                    crate::results::signal_name(sig)
-                ),
+                exit_code: r.exit_code,
+                message: match r.exit_code {
+                    Some(code) => format!("killed by {name} (shell exit {code})"),
+                    None => format!("killed by {name}"),
+                },
                 stderr_tail: r.stderr_tail,
             }),
             ..base
@@ -368,6 +358,9 @@ fn rows_for(
 pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<bool> {
     std::fs::create_dir_all(&cfg.dir)
         .with_context(|| format!("creating run directory {}", cfg.dir.display()))?;
+    // One writer per run directory: two sweeps of one run would measure concurrently and
+    // both run the points neither had finished.
+    let _lock = crate::lockfile::DirLock::acquire(&cfg.dir, "tessera sweep")?;
     let probe = if cfg.measure_probe {
         let d = crate::probe::describe();
         crate::probe::cached(&cfg.dir, crate::probe::MeasureOpts::default_for(&d))?
@@ -400,6 +393,7 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<bool> {
         .map(|(_, u)| u)
         .collect();
     let results = cfg.dir.join("results.jsonl");
+    terminate_torn_line(&results)?;
     let existing = read_existing(&results)?;
     let done: BTreeSet<String> = existing.iter().map(|r| r.point_key.clone()).collect();
     let todo: Vec<&Unit> = units.iter().filter(|u| !done.contains(&u.key)).collect();
@@ -474,7 +468,10 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<bool> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let rows = read_existing(&results)?;
+    // Only the rows: the warnings about unreadable lines were printed at the start.
+    let rows = crate::results::read_jsonl(std::io::BufReader::new(
+        std::fs::File::open(&results).with_context(|| format!("reading {}", results.display()))?,
+    ))?;
     let summary = summarize(&rows);
     std::fs::write(cfg.dir.join("summary.md"), &summary)?;
     write!(out, "{summary}")?;
@@ -568,7 +565,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_torn_last_line_is_cut_off() {
+    fn a_torn_last_line_is_kept_and_ended_so_the_next_row_starts_fresh() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("results.jsonl");
         let row = serde_json::to_string(&BenchRow {
@@ -577,9 +574,19 @@ mod tests {
         })
         .unwrap();
         std::fs::write(&p, format!("{row}\n{}", &row[..20])).unwrap();
+        terminate_torn_line(&p).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            format!("{row}\n{}\n", &row[..20])
+        );
         let rows = read_existing(&p).unwrap();
         assert_eq!(rows.len(), 1);
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), format!("{row}\n"));
+        // A whole file is left as it is.
+        terminate_torn_line(&p).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            format!("{row}\n{}\n", &row[..20])
+        );
     }
 
     #[test]

@@ -89,9 +89,31 @@ impl Plan {
         Self::from_toml(&text).with_context(|| format!("--plan: '{}'", path.display()))
     }
 
+    /// Parses a TOML plan. Errors are one line: "line L, column C: the problem" (the toml
+    /// crate's own rendering quotes the source over several lines).
     pub fn from_toml(text: &str) -> Result<Plan> {
-        toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim()))
+        toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", toml_error_line(text, &e)))
     }
+}
+
+/// A TOML error as one line: its position (1-based line and column, in characters) in
+/// `text` and its message with any line breaks folded.
+fn toml_error_line(text: &str, e: &toml::de::Error) -> String {
+    let message = e
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let Some(span) = e.span() else {
+        return message;
+    };
+    let start = span.start.min(text.len());
+    let before = text.get(..start).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    format!("line {line}, column {column}: {message}")
 }
 
 /// One llama-bench test.
@@ -555,6 +577,22 @@ mod tests {
         assert_eq!(p.reps, Plan::default().reps);
         let e = Plan::from_toml("thread = [1]").unwrap_err().to_string();
         assert!(e.contains("thread"), "{e}");
+    }
+
+    #[test]
+    fn toml_plan_errors_are_one_line_with_line_and_column() {
+        for (text, want) in [
+            (
+                "threads = [1]\n  thread = [1]\n",
+                "line 2, column 3: unknown field `thread`",
+            ),
+            ("threads = [1]\npp = [512\n", "line 2, column 10: "),
+            ("threads = \"two\"\n", "line 1, column 11: "),
+        ] {
+            let e = format!("{:#}", Plan::from_toml(text).unwrap_err());
+            assert!(e.starts_with(want), "{text:?}: {e}");
+            assert_eq!(e.lines().count(), 1, "{e}");
+        }
     }
 
     #[test]
