@@ -14,7 +14,7 @@ fn main() {
     std::fs::create_dir_all(&g).unwrap();
     std::fs::create_dir_all(&r).unwrap();
     let shape = Shape {
-        n_vocab: 32,
+        n_vocab: 260,
         n_embd: 32,
         n_layer: 1,
         n_head: 2,

@@ -39,6 +39,6 @@ for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
   start=$(date +%s)
   cargo fuzz run "$t" "corpus/$t" "$seed/$t" -- \
-    -runs="$runs" -jobs="$jobs" -max_len=65536 -timeout=20 -print_final_stats=1
+    -runs="$runs" -jobs="$jobs" -max_len=131072 -timeout=20 -print_final_stats=1
   echo "fuzz.sh: $t: $runs runs in $(( $(date +%s) - start )) s, no crash" >&2
 done

@@ -216,6 +216,16 @@ impl Model {
                 hp.rope_freq_base, hp.rms_eps
             )));
         }
+        // Each layer is 9 tensors of the file: a block_count beyond them is refused here,
+        // before anything is sized by it (a mutated count once asked for 16 M layers).
+        if hp.n_layer > f.tensors.len() / 9 {
+            return Err(EngineError::Hparams(format!(
+                "block_count {} needs {} layer tensors, but the file holds only {} tensors",
+                hp.n_layer,
+                hp.n_layer.saturating_mul(9),
+                f.tensors.len()
+            )));
+        }
         let (e, kv, ff, v) = (hp.n_embd, hp.n_embd_kv(), hp.n_ff, hp.n_vocab);
         let tok_embd = weight(f, "token_embd.weight", e, v)?;
         let mut layers = Vec::with_capacity(hp.n_layer);
