@@ -382,3 +382,18 @@ fn bench_model_errors_are_not_labelled_as_writing_errors() {
         stderr(&o)
     );
 }
+
+#[test]
+fn kernels_token_counts_and_repetitions_are_bounded_at_parse_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = tessera(dir.path())
+        .args(["kernels", "--preset", "tiny", "--m", "1,100000000"])
+        .output()
+        .unwrap();
+    assert_refused(&o, &["'100000000'", "at most 65536"]);
+    let o = tessera(dir.path())
+        .args(["kernels", "--preset", "tiny", "-r", "99999999999"])
+        .output()
+        .unwrap();
+    assert_refused(&o, &["99999999999", "at most 1000000"]);
+}

@@ -34,11 +34,11 @@ pub struct Args {
     /// Weight type: q4_0, q8_0, f16, f32 (weights are random).
     #[arg(long = "type", default_value = "q4_0")]
     pub ty: String,
-    /// Token counts, comma separated (1 = GEMV).
+    /// Token counts, comma separated (1 = GEMV), each 1 to 65536.
     #[arg(long = "m", default_value = "1,64,512")]
     pub tokens: String,
     /// Timed repetitions per row (best and median reported).
-    #[arg(short = 'r', long, default_value_t = 5)]
+    #[arg(short = 'r', long, default_value_t = 5, value_parser = crate::cli::reps_arg)]
     pub reps: usize,
     /// Output: md or json.
     #[arg(short = 'o', long, default_value = "md")]
@@ -140,11 +140,16 @@ fn tiles_for(spec: &str, isa: Isa) -> Result<Vec<TileConfig>> {
     }
 }
 
+/// Most tokens of one micro-benchmark row: activations and output of `m` rows of the
+/// widest matrix must fit in memory without a second thought (65536 × 32000 f32 outputs are
+/// 8 GiB already).
+const MAX_M: usize = 65536;
+
 fn parse_tokens(s: &str) -> Result<Vec<usize>> {
     s.split(',')
-        .map(|t| match t.trim().parse::<usize>() {
-            Ok(v) if v > 0 => Ok(v),
-            _ => bail!("--m value '{t}' is not a positive token count (e.g. 1,64,512)"),
+        .map(|t| {
+            crate::cli::count_in(t, &(1..=MAX_M), "tokens")
+                .map_err(|hint| anyhow::anyhow!("--m value '{t}': {hint} (e.g. 1,64,512)"))
         })
         .collect()
 }
