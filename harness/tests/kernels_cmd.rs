@@ -48,6 +48,18 @@ fn json_has_one_row_per_isa_tile_shape_and_m() {
         let m = r["m"].as_u64().unwrap();
         let want = if m == 1 { "gemv_q4_0" } else { "gemm_q4_0" };
         assert!(kernel.starts_with(want), "{r}");
+        // The layout the engine runs: avx2 repacks Q4_0 to x8, avx512 and AMX to x16
+        // (tiny's row counts are multiples of 16), the kernel name says it too.
+        let layout = r["layout"].as_str().unwrap();
+        let want_layout = match r["isa"].as_str().unwrap() {
+            "avx2" => "x8",
+            "avx512" | "amx" | "amx-emu" => "x16",
+            _ => "plain",
+        };
+        assert_eq!(layout, want_layout, "{r}");
+        if layout != "plain" {
+            assert!(kernel.contains(&format!("q4_0{layout}")), "{r}");
+        }
         assert!(
             r["roofline_pct"].is_null(),
             "--no-measure gives no roofline: {r}"

@@ -58,6 +58,9 @@ pub struct Row {
     /// The ISA whose kernel really ran (AMX hands GEMV to its fallback).
     pub ran_isa: String,
     pub kernel: String,
+    /// The weight layout the kernel ran on: `plain`, or the layout the table repacks into
+    /// at load (`x8`, `x16`), exactly as the engine runs it.
+    pub layout: String,
     pub tile: String,
     pub emulated: bool,
     pub weight: String,
@@ -277,16 +280,27 @@ pub fn run(a: &Args) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     for &(name, n, k) in &shapes {
         let w = make_weight(name, &a.ty, &uniform(&mut rng, n * k), n, k);
-        let wm = w.mat();
-        let w_bytes = wm.ty().row_bytes(k as u64).unwrap_or(0) * n as u64;
-        let kind = wm.act_kind();
+        let plain = w.mat();
+        // Each table times the layout the engine would run: its load-time repack, if any.
+        let packs: Vec<_> = plans
+            .iter()
+            .map(|(_, _, kern)| kern.repack([plain]))
+            .collect();
+        let w_bytes = plain.ty().row_bytes(k as u64).unwrap_or(0) * n as u64;
+        let kind = plain.act_kind();
         for &m in &tokens {
             let x = uniform(&mut rng, m * k);
             let mut act = ActBuf::default();
             act.convert(kind, &x, k);
             let acts = act.view(kind, &x);
             let mut out = vec![0.0f32; m * n];
-            for (isa, tile, kernels) in &plans {
+            for ((isa, tile, kernels), packed) in plans.iter().zip(&packs) {
+                let wm = packed.view(plain);
+                let layout = if packed.is_empty() {
+                    "plain"
+                } else {
+                    packed.layout().name()
+                };
                 kernels.reset_record();
                 let kern = kernels.matmul("bench", &wm, m);
                 let used = kernels.record().pop();
@@ -332,6 +346,7 @@ pub fn run(a: &Args) -> Result<Vec<Row>> {
                     isa: isa.name().to_string(),
                     ran_isa,
                     kernel: kname,
+                    layout: layout.to_string(),
                     tile: if m == 1 {
                         kern.tile.to_string()
                     } else {
@@ -359,8 +374,8 @@ pub fn run(a: &Args) -> Result<Vec<Row>> {
 /// Markdown table of the rows.
 pub fn markdown(rows: &[Row]) -> String {
     let mut s = String::from(
-        "| isa | kernel | tile | weight | n | k | m | best ms | median ms | GFLOP/s | GB/s | roofline % |\n\
-         |---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| isa | kernel | layout | tile | weight | n | k | m | best ms | median ms | GFLOP/s | GB/s | roofline % |\n\
+         |---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         let isa = if r.emulated {
@@ -372,8 +387,9 @@ pub fn markdown(rows: &[Row]) -> String {
             .roofline_pct
             .map_or("-".to_string(), |p| format!("{p:.1}"));
         s.push_str(&format!(
-            "| {isa} | {} | {} | {} | {} | {} | {} | {:.3} | {:.3} | {:.2} | {:.2} | {pct} |\n",
+            "| {isa} | {} | {} | {} | {} | {} | {} | {} | {:.3} | {:.3} | {:.2} | {:.2} | {pct} |\n",
             r.kernel,
+            r.layout,
             r.tile,
             r.weight,
             r.n,
