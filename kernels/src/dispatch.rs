@@ -34,10 +34,10 @@ impl Isa {
     /// Every ISA tessera has kernels for.
     pub const ALL: [Isa; 5] = [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Amx, Isa::AmxEmu];
 
-    /// What `auto` picks from, best first. AMX is never picked automatically: no machine we
-    /// measured on has it, and field reports show AMX builds slower than AVX-512 ones on
-    /// some Xeons, so it must be asked for (`--isa amx`) and measured. `amx-emu` is a test
-    /// vehicle, never a contender.
+    /// The fixed preference order: what `Kernels::new(IsaRequest::Auto, ..)` resolves to in
+    /// this crate, which knows no model. The engine's `calibrate::kernels_for` resolves
+    /// `auto` for a model by measuring the available ISAs (AMX included) and uses this order
+    /// only under `TESSERA_CALIBRATE=0`. `amx-emu` is a test vehicle, never a contender.
     pub const AUTO_ORDER: [Isa; 3] = [Isa::Avx512, Isa::Avx2, Isa::Scalar];
 
     pub fn name(self) -> &'static str {
@@ -84,7 +84,7 @@ impl Isa {
         Self::ALL.into_iter().filter(|i| i.is_available()).collect()
     }
 
-    /// What `auto` resolves to on this CPU.
+    /// The first available ISA of [`Isa::AUTO_ORDER`] (the uncalibrated `auto`).
     pub fn auto() -> Isa {
         Self::AUTO_ORDER
             .into_iter()
@@ -511,10 +511,9 @@ impl Kernels {
     }
 
     /// Whether this table runs faster on weights repacked at load ([`Kernels::repack`]):
-    /// avx2 with an 8-row register tile (its default), unless `TESSERA_REPACK=0` says no.
-    ///
-    /// Measured (AMD EPYC Zen 3, 2 threads, 150m Q4_0, interleaved runs): see
-    /// `kernels/src/cpu/avx2.rs` `matmul_x8` and the README's performance section.
+    /// avx2 with an 8-row register tile (x8), avx512 with a 16-row tile and the AMX tables
+    /// (x16), unless `TESSERA_REPACK=0` says no. Measurements are in the README's
+    /// performance section (Zen 3 for x8, the AMX Xeon for x16).
     pub fn repacks(&self) -> bool {
         self.repack_layout().is_some()
     }
