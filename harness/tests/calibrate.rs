@@ -13,7 +13,16 @@ fn tessera(cache: &Path) -> Command {
 }
 
 fn bench_row(cache: &Path, model: &Path) -> serde_json::Value {
-    let out = tessera(cache)
+    bench_row_env(cache, model, None)
+}
+
+/// The first row of a one-point `bench -o json`, with `TESSERA_CALIBRATE` set to `calibrate`.
+fn bench_row_env(cache: &Path, model: &Path, calibrate: Option<&str>) -> serde_json::Value {
+    let mut cmd = tessera(cache);
+    if let Some(v) = calibrate {
+        cmd.env("TESSERA_CALIBRATE", v);
+    }
+    let out = cmd
         .args([
             "bench", "-p", "16", "-n", "0", "-r", "1", "-t", "1", "-o", "json", "-m",
         ])
@@ -90,20 +99,9 @@ fn auto_follows_the_calibration_it_recorded() {
     assert_ne!(redo["isa"], "amx-emu");
 
     // TESSERA_CALIBRATE=0: the fixed order, said so.
-    let out = tessera(dir.path())
-        .env("TESSERA_CALIBRATE", "0")
-        .args([
-            "bench", "-p", "16", "-n", "0", "-r", "1", "-t", "1", "-o", "json", "-m",
-        ])
-        .arg(&model)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let rows: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let fixed = bench_row_env(dir.path(), &model, Some("0"));
     assert!(
-        rows[0]["isa_reason"]
+        fixed["isa_reason"]
             .as_str()
             .unwrap()
             .contains("fixed order")

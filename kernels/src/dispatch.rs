@@ -530,19 +530,14 @@ impl Kernels {
     /// [`Kernels::repacks`]). Pass each matrix through [`Repacked::view`] before
     /// [`Kernels::matmul`]; the record then names the repacked kernels (`..._q4_0x8_...`).
     pub fn repack<'w>(&self, mats: impl IntoIterator<Item = WeightMat<'w>>) -> Repacked {
-        let mut r = self.repacked();
-        if self.repacks() {
-            for w in mats {
-                r.add(&w);
-            }
+        let Some(layout) = self.repack_layout() else {
+            return Repacked::default();
+        };
+        let mut r = Repacked::new(layout);
+        for w in mats {
+            r.add(&w);
         }
         r
-    }
-
-    /// An empty [`Repacked`] in this table's layout, to fill one matrix at a time (so a
-    /// caller can release each original as soon as its copy exists).
-    pub fn repacked(&self) -> Repacked {
-        Repacked::new(self.repack_layout().unwrap_or(crate::matrix::Layout::X8))
     }
 
     /// Records one call of a non-matmul `op`.

@@ -433,14 +433,6 @@ impl Packed {
         self.data().ty()
     }
 
-    /// Heap bytes.
-    pub fn size_bytes(&self) -> usize {
-        match self {
-            Packed::X8(v) => std::mem::size_of_val(v.as_slice()),
-            Packed::X16(p) => p.size_bytes(),
-        }
-    }
-
     /// The rows back in the plain layout (`n` rows of `k`): Q4_0 or Q8_0 blocks.
     pub fn to_plain(&self, n: usize, k: usize) -> PlainQuant {
         let nb = k / QK;
@@ -534,11 +526,6 @@ impl Repacked {
 
     pub fn is_empty(&self) -> bool {
         self.mats.is_empty()
-    }
-
-    /// Heap bytes of all repacked matrices.
-    pub fn size_bytes(&self) -> usize {
-        self.mats.values().map(Packed::size_bytes).sum()
     }
 
     fn key(w: &WeightMat) -> (usize, usize) {

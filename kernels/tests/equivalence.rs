@@ -85,6 +85,16 @@ fn reference(w: &WeightMat, x: &[f32], m: usize) -> Vec<f32> {
     out
 }
 
+/// Every output within the tolerance of its reference value: tiling over k changes only
+/// the order of f32 partial sums, so the bound grows with the square root of the blocks.
+fn assert_close(got: &[f32], want: &[f32], k: usize, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    for (idx, (g, r)) in got.iter().zip(want).enumerate() {
+        let tol = 1e-5 * (1.0 + r.abs()) * (k as f32 / 32.0).sqrt();
+        assert!((g - r).abs() <= tol, "{what} [{idx}]: {g} vs {r}");
+    }
+}
+
 fn print_skipped() {
     for isa in Isa::ALL.iter().filter(|i| !i.is_available()) {
         eprintln!(
@@ -148,14 +158,12 @@ fn every_isa_and_tile_matches_the_scalar_reference() {
                             kern.run(&w, acts, &out, mid..n);
                         }
                     }
-                    for (idx, (g, r)) in got.iter().zip(&want).enumerate() {
-                        // Tiling over k changes only the order of f32 partial sums.
-                        let tol = 1e-5 * (1.0 + r.abs()) * (k as f32 / 32.0).sqrt();
-                        assert!(
-                            (g - r).abs() <= tol,
-                            "{isa} tile {tile} {fmt} n{n} k{k} m{m} [{idx}]: {g} vs {r}"
-                        );
-                    }
+                    assert_close(
+                        &got,
+                        &want,
+                        k,
+                        &format!("{isa} tile {tile} {fmt} n{n} k{k} m{m}"),
+                    );
                     checked += 1;
                 }
             }
@@ -268,13 +276,12 @@ fn repacked_q4_0_matches_the_scalar_reference_on_every_isa_and_tile() {
                 let want = reference(&w, &x, m);
                 // Three ranges, two of them cutting an 8-row group.
                 let got = run_split(&kernels, &wp, &x, m, 3);
-                for (idx, (g, r)) in got.iter().zip(&want).enumerate() {
-                    let tol = 1e-5 * (1.0 + r.abs()) * (k as f32 / 32.0).sqrt();
-                    assert!(
-                        (g - r).abs() <= tol,
-                        "{isa} tile {tile} q4_0x8 n{n} k{k} m{m} [{idx}]: {g} vs {r}"
-                    );
-                }
+                assert_close(
+                    &got,
+                    &want,
+                    k,
+                    &format!("{isa} tile {tile} q4_0x8 n{n} k{k} m{m}"),
+                );
                 checked += 1;
             }
         }
@@ -365,13 +372,12 @@ fn x16_repacked_weights_match_the_scalar_reference_on_every_isa_and_tile() {
                     let x = rng.vec(m * k);
                     let want = reference(&w, &x, m);
                     let got = run_split(&kernels, &wp, &x, m, 5);
-                    for (idx, (g, r)) in got.iter().zip(&want).enumerate() {
-                        let tol = 1e-5 * (1.0 + r.abs()) * (k as f32 / 32.0).sqrt();
-                        assert!(
-                            (g - r).abs() <= tol,
-                            "{isa} tile {tile} {fmt}x16 n{n} k{k} m{m} [{idx}]: {g} vs {r}"
-                        );
-                    }
+                    assert_close(
+                        &got,
+                        &want,
+                        k,
+                        &format!("{isa} tile {tile} {fmt}x16 n{n} k{k} m{m}"),
+                    );
                     checked += 1;
                 }
             }

@@ -245,17 +245,7 @@ thread_local! {
     static X16_BUFS: std::cell::RefCell<X16Bufs> = std::cell::RefCell::new(X16Bufs::default());
 }
 
-use crate::quant::x16::Line;
-
-fn lines_mut(l: &mut [Line]) -> &mut [u8] {
-    // SAFETY: `Line` is 64 plain bytes; the borrow is unique.
-    unsafe { std::slice::from_raw_parts_mut(l.as_mut_ptr().cast(), l.len() * 64) }
-}
-
-fn lines(l: &[Line]) -> &[u8] {
-    // SAFETY: `Line` is 64 plain bytes.
-    unsafe { std::slice::from_raw_parts(l.as_ptr().cast(), l.len() * 64) }
-}
+use crate::quant::x16::{Line, line_bytes as lines, line_bytes_mut as lines_mut};
 
 /// A stored C tile: 16 rows of 16 i32.
 #[repr(C, align(64))]
@@ -436,11 +426,10 @@ fn gemm_x16<U: TileUnit, S: Scale>(
             }
         }
     }
-    let mut cbox = std::mem::take(&mut bufs.c);
-    if cbox.len() < RING {
-        cbox = (0..RING).map(|_| CTile([[0; 16]; 16])).collect();
+    if bufs.c.len() < RING {
+        bufs.c = (0..RING).map(|_| CTile([[0; 16]; 16])).collect();
     }
-    let cbuf = &mut cbox[..RING];
+    let cbuf = &mut bufs.c[..RING];
     let so = p.scales_offset();
     let bb = Packed16::block_bytes(p.ty());
     unit.ldtilecfg(&plan_cfg());
@@ -497,7 +486,6 @@ fn gemm_x16<U: TileUnit, S: Scale>(
             unsafe { S::store(&acc, out, tt * 16, rows, 16 * g, &lanes) };
         }
     }
-    bufs.c = cbox;
     unit.tilerelease();
 }
 

@@ -73,7 +73,7 @@ impl Packed16 {
 
     /// The whole layout as bytes.
     pub fn bytes(&self) -> &[u8] {
-        bytemuck_lines(&self.lines)
+        line_bytes(&self.lines)
     }
 
     /// Bytes of group `g` (quants, then scales).
@@ -170,7 +170,7 @@ impl Packed16 {
             p.nb(),
         );
         p.lines = vec![Line([0; 64]); n / GROUP * gs / 64];
-        let bytes = bytemuck_lines_mut(&mut p.lines);
+        let bytes = line_bytes_mut(&mut p.lines);
         for (g, grp) in bytes.chunks_exact_mut(gs).enumerate() {
             let (quants, scales) = grp.split_at_mut(so);
             for b in 0..nb {
@@ -184,13 +184,15 @@ impl Packed16 {
     }
 }
 
-fn bytemuck_lines(l: &[Line]) -> &[u8] {
+/// Lines as the bytes they hold.
+pub fn line_bytes(l: &[Line]) -> &[u8] {
     // SAFETY: `Line` is 64 plain bytes with no padding; the slice covers exactly them.
     unsafe { std::slice::from_raw_parts(l.as_ptr().cast(), l.len() * 64) }
 }
 
-fn bytemuck_lines_mut(l: &mut [Line]) -> &mut [u8] {
-    // SAFETY: as for `bytemuck_lines`, and the borrow is unique.
+/// Lines as the bytes they hold, writable.
+pub fn line_bytes_mut(l: &mut [Line]) -> &mut [u8] {
+    // SAFETY: as for `line_bytes`, and the borrow is unique.
     unsafe { std::slice::from_raw_parts_mut(l.as_mut_ptr().cast(), l.len() * 64) }
 }
 
