@@ -1,6 +1,8 @@
 //! llama-bench's timing semantics on the built-in engine: `pp` = a prompt of random tokens
 //! from an empty cache in `n_batch` chunks; `tg` = single-token decodes from an empty cache;
-//! `pp+tg` = both under one timer; one warm-up run before the timed repetitions.
+//! `pp+tg` = both under one timer; one warm-up run before the timed repetitions. The kernel
+//! table's record (calls, per-op time and work) is reset after the warm-up, so it covers the
+//! timed repetitions only.
 
 use std::time::Instant;
 
@@ -74,6 +76,8 @@ pub fn run_test_with_hook(
     if spec.n_gen > 0 {
         gen_pass(ctx, &gen_tokens[..1])?;
     }
+    // The record (calls, op times) covers the timed repetitions only.
+    ctx.kernels().reset_record();
 
     let mut samples = Vec::with_capacity(reps);
     for _ in 0..reps {

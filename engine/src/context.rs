@@ -11,6 +11,8 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use half::f16;
 use tessera_kernels::matrix::Repacked;
@@ -210,6 +212,14 @@ impl KvStore {
         })
     }
 
+    /// The `cpy` kernel name of a store into this cache, and its element size in bytes.
+    fn kind(&self) -> (&'static str, usize) {
+        match self {
+            KvStore::F16(_) => ("kv_store_f16", 2),
+            KvStore::F32(_) => ("kv_store_f32", 4),
+        }
+    }
+
     fn store(&mut self, at: usize, src: &[f32]) {
         match self {
             KvStore::F16(v) => {
@@ -336,6 +346,11 @@ impl<'a> Context<'a> {
         self.packed.len()
     }
 
+    /// The kernel table this context runs, with its record of calls and op times.
+    pub fn kernels(&self) -> &Kernels {
+        self.kernels
+    }
+
     pub fn params(&self) -> &ContextParams {
         &self.params
     }
@@ -415,6 +430,10 @@ impl<'a> Context<'a> {
 
     /// One micro-batch; writes logits rows `out_rows` (of the logits buffer) for the last
     /// `out_rows.len()` tokens of the chunk.
+    ///
+    /// Every op is recorded with its wall time and work ([`timed`], [`matmul_shared`]);
+    /// what runs outside them (the loop itself, the GPU hook's bookkeeping) is the only
+    /// time of an `eval` no op is charged with.
     fn forward(&mut self, tokens: &[u32], out_rows: std::ops::Range<usize>) -> Result<()> {
         let model = self.model;
         let k = self.kernels;
@@ -432,25 +451,31 @@ impl<'a> Context<'a> {
             .map_or(hp.n_layer, |g| g.split().first_gpu_layer);
 
         if n_cpu_layers > 0 {
-            k.note("get_rows", "get_rows_dequant", None);
             let embd = model.tok_embd.mat();
-            for (i, &t) in tokens.iter().enumerate() {
-                embd.get_row(t as usize, &mut s.x[i * e..(i + 1) * e])
-                    .expect("token ids were validated");
-            }
+            let row_bytes = embd.bytes() / embd.n().max(1);
+            let cost = Cost::new(m * e, m * row_bytes + 4 * m * e);
+            timed(k, "get_rows", "get_rows_dequant", cost, || {
+                for (i, &t) in tokens.iter().enumerate() {
+                    embd.get_row(t as usize, &mut s.x[i * e..(i + 1) * e])
+                        .expect("token ids were validated");
+                }
+            });
         }
+        // rms_norm of m rows of e: sum of squares, scale, weight (4 flop per value).
+        let norm_cost = |rows: usize| Cost::new(4 * rows * e, 4 * (2 * rows * e + e));
 
         for (l, layer) in model.layers.iter().enumerate().take(n_cpu_layers) {
             // Attention block.
-            k.note("rms_norm", "rms_norm", None);
-            for i in 0..m {
-                (ops.rms_norm)(
-                    &s.x[i * e..(i + 1) * e],
-                    &layer.attn_norm,
-                    hp.rms_eps,
-                    &mut s.xn[i * e..(i + 1) * e],
-                );
-            }
+            timed(k, "rms_norm", "rms_norm", norm_cost(m), || {
+                for i in 0..m {
+                    (ops.rms_norm)(
+                        &s.x[i * e..(i + 1) * e],
+                        &layer.attn_norm,
+                        hp.rms_eps,
+                        &mut s.xn[i * e..(i + 1) * e],
+                    );
+                }
+            });
             let xn = &s.xn[..m * e];
             matmul_shared(
                 k,
@@ -465,29 +490,36 @@ impl<'a> Context<'a> {
                     ("attn_v", &layer.wv, &mut s.v[..m * kvw]),
                 ],
             );
-            k.note("rope", "rope_normal", None);
-            for i in 0..m {
-                let pos = pos0 + i;
-                for h in 0..n_head {
-                    (ops.rope_normal)(
-                        &mut s.q[i * e + h * hd..i * e + h * hd + hp.n_rot],
-                        pos,
-                        &self.theta,
-                    );
+            // Each rotated pair: 4 multiplies and 2 adds, read and written in place.
+            let pairs = m * (n_head + n_head_kv) * (hp.n_rot / 2);
+            let rope_cost = Cost::new(6 * pairs, 16 * pairs + 2 * self.theta.len());
+            timed(k, "rope", "rope_normal", rope_cost, || {
+                for i in 0..m {
+                    let pos = pos0 + i;
+                    for h in 0..n_head {
+                        (ops.rope_normal)(
+                            &mut s.q[i * e + h * hd..i * e + h * hd + hp.n_rot],
+                            pos,
+                            &self.theta,
+                        );
+                    }
+                    for h in 0..n_head_kv {
+                        (ops.rope_normal)(
+                            &mut s.k[i * kvw + h * hd..i * kvw + h * hd + hp.n_rot],
+                            pos,
+                            &self.theta,
+                        );
+                    }
                 }
-                for h in 0..n_head_kv {
-                    (ops.rope_normal)(
-                        &mut s.k[i * kvw + h * hd..i * kvw + h * hd + hp.n_rot],
-                        pos,
-                        &self.theta,
-                    );
-                }
-            }
+            });
             let cache = &mut self.kv[l];
-            cache.k.store(pos0 * kvw, &s.k[..m * kvw]);
-            cache.v.store(pos0 * kvw, &s.v[..m * kvw]);
+            let (kv_kernel, kv_elt) = cache.k.kind();
+            let cpy_cost = Cost::new(0, 2 * m * kvw * (4 + kv_elt));
+            timed(k, "cpy", kv_kernel, cpy_cost, || {
+                cache.k.store(pos0 * kvw, &s.k[..m * kvw]);
+                cache.v.store(pos0 * kvw, &s.v[..m * kvw]);
+            });
 
-            k.note("attention", attn_kernel(cache), None);
             let scale = 1.0 / (hd as f32).sqrt();
             let group = n_head / n_head_kv;
             let n_ctx = self.params.n_ctx;
@@ -495,20 +527,23 @@ impl<'a> Context<'a> {
             let attn = OutMat::new(&mut s.attn[..m * e], m, e);
             let scores = OutMat::new(&mut s.scores, self.params.n_threads, n_ctx);
             let cache = &self.kv[l];
-            // Jobs are dealt round-robin: a causal token's cost grows with its position, so
-            // contiguous ranges would give the last thread the most work.
-            self.pool.run(&|tid, nth| {
-                for job in (tid..m * n_head).step_by(nth) {
-                    let (i, h) = (job / n_head, job % n_head);
-                    let n_kv = pos0 + i + 1; // causal: positions 0..=pos
-                    let kvh = h / group;
-                    let qh = &q[i * e + h * hd..i * e + (h + 1) * hd];
-                    // SAFETY: row `tid` of the scores and head `h` of token `i` belong to
-                    // this thread alone (jobs are split disjointly).
-                    let sc = unsafe { scores.segment_mut(tid, 0..n_kv) };
-                    let out = unsafe { attn.segment_mut(i, h * hd..(h + 1) * hd) };
-                    attend(ops, cache, qh, kvh * hd, kvw, hd, scale, sc, out);
-                }
+            let attn_cost = attention_cost(cache, m, pos0, n_head, hd, kvw);
+            timed(k, "attention", attn_kernel(cache), attn_cost, || {
+                // Jobs are dealt round-robin: a causal token's cost grows with its position,
+                // so contiguous ranges would give the last thread the most work.
+                self.pool.run(&|tid, nth| {
+                    for job in (tid..m * n_head).step_by(nth) {
+                        let (i, h) = (job / n_head, job % n_head);
+                        let n_kv = pos0 + i + 1; // causal: positions 0..=pos
+                        let kvh = h / group;
+                        let qh = &q[i * e + h * hd..i * e + (h + 1) * hd];
+                        // SAFETY: row `tid` of the scores and head `h` of token `i` belong
+                        // to this thread alone (jobs are split disjointly).
+                        let sc = unsafe { scores.segment_mut(tid, 0..n_kv) };
+                        let out = unsafe { attn.segment_mut(i, h * hd..(h + 1) * hd) };
+                        attend(ops, cache, qh, kvh * hd, kvw, hd, scale, sc, out);
+                    }
+                })
             });
             matmul_shared(
                 k,
@@ -519,21 +554,23 @@ impl<'a> Context<'a> {
                 m,
                 &mut [("attn_output", &layer.wo, &mut s.proj[..m * e])],
             );
-            k.note("add", "add", None);
-            for (x, p) in s.x[..m * e].iter_mut().zip(&s.proj[..m * e]) {
-                *x += p;
-            }
+            timed(k, "add", "add", Cost::new(m * e, 3 * 4 * m * e), || {
+                for (x, p) in s.x[..m * e].iter_mut().zip(&s.proj[..m * e]) {
+                    *x += p;
+                }
+            });
 
             // Feed-forward block.
-            k.note("rms_norm", "rms_norm", None);
-            for i in 0..m {
-                (ops.rms_norm)(
-                    &s.x[i * e..(i + 1) * e],
-                    &layer.ffn_norm,
-                    hp.rms_eps,
-                    &mut s.xn[i * e..(i + 1) * e],
-                );
-            }
+            timed(k, "rms_norm", "rms_norm", norm_cost(m), || {
+                for i in 0..m {
+                    (ops.rms_norm)(
+                        &s.x[i * e..(i + 1) * e],
+                        &layer.ffn_norm,
+                        hp.rms_eps,
+                        &mut s.xn[i * e..(i + 1) * e],
+                    );
+                }
+            });
             matmul_shared(
                 k,
                 &self.pool,
@@ -546,8 +583,9 @@ impl<'a> Context<'a> {
                     ("ffn_up", &layer.w_up, &mut s.up[..m * ff]),
                 ],
             );
-            k.note("swiglu", "swiglu", None);
-            {
+            // silu(g) * u: a negation, an exp, an add, a divide and a multiply per value.
+            let swiglu_cost = Cost::new(5 * m * ff, 3 * 4 * m * ff);
+            timed(k, "swiglu", "swiglu", swiglu_cost, || {
                 let gate = SyncRows::new(&mut s.gate[..m * ff], ff);
                 let up = &s.up[..m * ff];
                 self.pool.run(&|tid, nth| {
@@ -555,8 +593,8 @@ impl<'a> Context<'a> {
                     // SAFETY: each thread takes its own rows of `gate`.
                     let g = unsafe { gate.rows(rows.clone()) };
                     (ops.swiglu)(g, &up[rows.start * ff..rows.end * ff]);
-                });
-            }
+                })
+            });
             matmul_shared(
                 k,
                 &self.pool,
@@ -566,10 +604,11 @@ impl<'a> Context<'a> {
                 m,
                 &mut [("ffn_down", &layer.w_down, &mut s.proj[..m * e])],
             );
-            k.note("add", "add", None);
-            for (x, p) in s.x[..m * e].iter_mut().zip(&s.proj[..m * e]) {
-                *x += p;
-            }
+            timed(k, "add", "add", Cost::new(m * e, 3 * 4 * m * e), || {
+                for (x, p) in s.x[..m * e].iter_mut().zip(&s.proj[..m * e]) {
+                    *x += p;
+                }
+            });
         }
         let nv = hp.n_vocab;
         let head_on_gpu = match self.gpu.as_mut() {
@@ -590,16 +629,17 @@ impl<'a> Context<'a> {
             return Ok(());
         }
         let first = m - rows;
-        k.note("rms_norm", "rms_norm", None);
-        for r in 0..rows {
-            let i = first + r;
-            (ops.rms_norm)(
-                &s.x[i * e..(i + 1) * e],
-                &model.output_norm,
-                hp.rms_eps,
-                &mut s.xn[r * e..(r + 1) * e],
-            );
-        }
+        timed(k, "rms_norm", "rms_norm", norm_cost(rows), || {
+            for r in 0..rows {
+                let i = first + r;
+                (ops.rms_norm)(
+                    &s.x[i * e..(i + 1) * e],
+                    &model.output_norm,
+                    hp.rms_eps,
+                    &mut s.xn[r * e..(r + 1) * e],
+                );
+            }
+        });
         matmul_shared(
             k,
             &self.pool,
@@ -615,6 +655,66 @@ impl<'a> Context<'a> {
         );
         Ok(())
     }
+}
+
+/// The work of one op call, counted from its shapes (see `KernelUse::flop`/`bytes`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Cost {
+    flop: u64,
+    bytes: u64,
+}
+
+impl Cost {
+    fn new(flop: usize, bytes: usize) -> Self {
+        Cost {
+            flop: flop as u64,
+            bytes: bytes as u64,
+        }
+    }
+}
+
+fn elapsed_ns(t: Instant) -> u64 {
+    u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Runs `f` as one call of `op` with kernel `kernel`: records the call and charges it
+/// with `cost` and, with the op timers on ([`Kernels::timers`]), its wall time.
+fn timed<R>(
+    k: &Kernels,
+    op: &'static str,
+    kernel: &'static str,
+    cost: Cost,
+    f: impl FnOnce() -> R,
+) -> R {
+    let id = k.note(op, kernel, None);
+    let t0 = k.timers().then(Instant::now);
+    let r = f();
+    k.charge(id, t0.map_or(0, elapsed_ns), cost.flop, cost.bytes);
+    r
+}
+
+/// Causal attention of `m` tokens from position `pos0` over `n_head` heads of `hd`: per
+/// query head and token of `n_kv` visible positions, `2·hd·n_kv` flop for the scores, as
+/// many for the weighted values and 4 per score for the softmax. Bytes are what the call
+/// must move: the K and V rows of the `pos0 + m` positions once (the query heads of a
+/// group and the tokens of a batch read them again, from cache), the queries and the
+/// output — so `bytes` per call is also the call's working set.
+fn attention_cost(
+    cache: &KvLayer,
+    m: usize,
+    pos0: usize,
+    n_head: usize,
+    hd: usize,
+    kvw: usize,
+) -> Cost {
+    let (_, elt) = cache.k.kind();
+    let (_, elt_v) = cache.v.kind();
+    // Σ over tokens of the positions each one sees: m·pos0 + m(m+1)/2.
+    let seen = m * pos0 + m * (m + 1) / 2;
+    Cost::new(
+        n_head * seen * (4 * hd + 4),
+        (pos0 + m) * kvw * (elt + elt_v) + 2 * 4 * m * n_head * hd,
+    )
 }
 
 fn attn_kernel(c: &KvLayer) -> &'static str {
@@ -690,6 +790,10 @@ impl<T> SyncRows<T> {
 
 /// Multiplies `x` (`m` rows) by each weight, converting the activations once for all
 /// weights that take the same form (Q, K and V share one quantization of `x`).
+///
+/// Timing: the conversion is charged to op `quantize`. The weights of one `pool.run`
+/// share its wall time by each one's share of the threads' busy time in it, so the
+/// charged times add up to the region's wall time, barrier waits included.
 fn matmul_shared(
     kernels: &Kernels,
     pool: &ThreadPool,
@@ -699,6 +803,8 @@ fn matmul_shared(
     m: usize,
     jobs: &mut [(&'static str, &Weight, &mut [f32])],
 ) {
+    use tessera_kernels::ActKind;
+    let timers = kernels.timers();
     // Consecutive weights that take the same activation form share one conversion and one
     // `pool.run` (Q, K and V; gate and up): fewer barriers per token.
     let mut rest = &mut jobs[..];
@@ -711,18 +817,33 @@ fn matmul_shared(
         let (group, tail) = rest.split_at_mut(same);
         rest = tail;
         let k = group[0].1.k;
-        if kind == tessera_kernels::ActKind::Q8_0 && m > 1 {
-            // Prompt batches quantize their rows in parallel (bit-identical to one pass).
-            let nb = k / tessera_kernels::quant::QK;
-            let q8 = SyncRows::new(act.q8_mut(m * nb), nb);
-            pool.run(&|tid, nth| {
-                let rows = split_range(m, nth, tid, 1);
-                // SAFETY: each thread takes its own rows of the quantized buffer.
-                let y = unsafe { q8.rows(rows.clone()) };
-                kernels.quantize_q8_0(&x[rows.start * k..rows.end * k], y);
-            });
-        } else {
-            act.convert(kind, x, k);
+        // Bytes of one activation row in the form the kernels read.
+        let act_row = match kind {
+            ActKind::F32 => 4 * k,
+            ActKind::F16 => 2 * k,
+            ActKind::Q8_0 => k / tessera_kernels::quant::QK * 34,
+        };
+        let t0 = timers.then(Instant::now);
+        let conv = match kind {
+            ActKind::Q8_0 if m > 1 => {
+                // Prompt batches quantize their rows in parallel, with the table's own
+                // kernel (bit-identical to one pass).
+                let nb = k / tessera_kernels::quant::QK;
+                let q8 = SyncRows::new(act.q8_mut(m * nb), nb);
+                pool.run(&|tid, nth| {
+                    let rows = split_range(m, nth, tid, 1);
+                    // SAFETY: each thread takes its own rows of the quantized buffer.
+                    let y = unsafe { q8.rows(rows.clone()) };
+                    kernels.quantize_q8_0(&x[rows.start * k..rows.end * k], y);
+                });
+                Some(kernels.note_quantize())
+            }
+            _ => kernels.convert(act, kind, x, k),
+        };
+        if let Some(id) = conv {
+            // Max-abs, scale and round per value; reads f32 rows, writes the converted ones.
+            let cost = Cost::new(3 * m * k, m * (4 * k + act_row));
+            kernels.charge(id, t0.map_or(0, elapsed_ns), cost.flop, cost.bytes);
         }
         let acts: Acts = act.view(kind, x);
         // Up to 4 matmuls per run, on the stack (`eval` does not allocate).
@@ -735,14 +856,37 @@ fn matmul_shared(
                 let n = wm.n();
                 *slot = Some((wm, kern, OutMat::new(out, m, n)));
             }
+            let busy: [AtomicU64; 4] = std::array::from_fn(|_| AtomicU64::new(0));
+            let t0 = timers.then(Instant::now);
             pool.run(&|tid, nth| {
-                for (wm, kern, out) in work.iter().flatten() {
+                for ((wm, kern, out), busy) in work.iter().flatten().zip(&busy) {
                     let cols = split_range(wm.n(), nth, tid, kern.tile.n);
+                    let t = timers.then(Instant::now);
                     // SAFETY: split_range gives each thread a disjoint column range within
                     // n; the activations were converted to `w.act_kind()` for `m` rows of k.
                     unsafe { kern.run(wm, acts, out, cols) };
+                    if let Some(t) = t {
+                        busy.fetch_add(elapsed_ns(t), Ordering::Relaxed);
+                    }
                 }
             });
+            let wall = t0.map_or(0, elapsed_ns);
+            let busy: Vec<u64> = busy.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+            let total: u64 = busy.iter().sum();
+            let n_work = work.iter().flatten().count() as u64;
+            for ((wm, kern, _), b) in work.iter().flatten().zip(busy) {
+                // A share of the wall time by busy time (evenly if no thread measured any).
+                let ns = if total > 0 {
+                    (u128::from(wall) * u128::from(b) / u128::from(total)) as u64
+                } else {
+                    wall / n_work.max(1)
+                };
+                let cost = Cost::new(
+                    2 * m * wm.n() * wm.k(),
+                    wm.bytes() + m * act_row + 4 * m * wm.n(),
+                );
+                kernels.charge(kern.id, ns, cost.flop, cost.bytes);
+            }
         }
     }
 }

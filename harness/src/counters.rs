@@ -97,18 +97,17 @@ pub struct CounterSet {
 impl CounterSet {
     /// Opens `names` (already validated by [`parse_list`]). Never fails as a whole: a
     /// counter that cannot be opened is carried as its reason, and a notice is printed to
-    /// stderr once per counter per process.
+    /// stderr once per counter per process ([`notice_missing`]).
     pub fn open(names: &[String], scope: Scope) -> CounterSet {
-        let entries = names
+        let entries: Vec<(String, std::result::Result<Counter, String>)> = names
             .iter()
-            .map(|name| {
-                let r = open_one(name, scope).map_err(|e| reason(&e));
-                if let Err(why) = &r {
-                    notice_once(name, why);
-                }
-                (name.clone(), r)
-            })
+            .map(|name| (name.clone(), open_one(name, scope).map_err(|e| reason(&e))))
             .collect();
+        notice_missing(
+            entries
+                .iter()
+                .filter_map(|(n, r)| r.as_ref().err().map(|why| (n.as_str(), why.as_str()))),
+        );
         CounterSet { entries, scope }
     }
 
@@ -244,12 +243,44 @@ pub fn probe_counter(name: &str) -> std::result::Result<(), String> {
 
 static NOTICED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 
-/// Prints "counter X unavailable: why" to stderr the first time X fails in this process.
-pub fn notice_once(name: &str, why: &str) {
+/// Prints which counters are unavailable and why, once per counter per process, in one
+/// line per reason ([`missing_lines`]): a VM without a PMU lacks all hardware counters for
+/// the same reason, so a run says so in one line.
+pub fn notice_missing<'a>(missing: impl IntoIterator<Item = (&'a str, &'a str)>) {
     let mut seen = NOTICED.lock().unwrap_or_else(|e| e.into_inner());
-    if seen.insert(name.to_string()) {
-        eprintln!("tessera: counter {name} unavailable, recorded as null: {why}");
+    let fresh: Vec<(&str, &str)> = missing
+        .into_iter()
+        .filter(|(name, _)| seen.insert(name.to_string()))
+        .collect();
+    for line in missing_lines(&fresh) {
+        eprintln!("{line}");
     }
+}
+
+/// "tessera: counters cycles, instructions unavailable, recorded as null: why", one line
+/// per distinct reason, in first-seen order.
+pub fn missing_lines(missing: &[(&str, &str)]) -> Vec<String> {
+    let mut by_reason: Vec<(&str, Vec<&str>)> = Vec::new();
+    for &(name, why) in missing {
+        match by_reason.iter_mut().find(|(w, _)| *w == why) {
+            Some((_, names)) => names.push(name),
+            None => by_reason.push((why, vec![name])),
+        }
+    }
+    by_reason
+        .into_iter()
+        .map(|(why, names)| {
+            let what = if names.len() == 1 {
+                "counter"
+            } else {
+                "counters"
+            };
+            format!(
+                "tessera: {what} {} unavailable, recorded as null: {why}",
+                names.join(", ")
+            )
+        })
+        .collect()
 }
 
 /// Machine peaks that turn rates into shares of a roofline; from `tessera probe`.
@@ -334,6 +365,28 @@ pub fn derive(row: &BenchRow, peaks: &Peaks) -> BTreeMap<String, Option<f64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_counters_are_one_line_per_reason() {
+        let no_pmu = "not supported by this machine (ENOENT)";
+        let lines = missing_lines(&[
+            ("cycles", no_pmu),
+            ("instructions", no_pmu),
+            ("cache-misses", no_pmu),
+            ("page-faults", "permission denied"),
+        ]);
+        assert_eq!(
+            lines,
+            [
+                format!(
+                    "tessera: counters cycles, instructions, cache-misses unavailable, recorded as null: {no_pmu}"
+                ),
+                "tessera: counter page-faults unavailable, recorded as null: permission denied"
+                    .to_string(),
+            ]
+        );
+        assert!(missing_lines(&[]).is_empty());
+    }
 
     #[test]
     fn list_parsing() {

@@ -281,7 +281,7 @@ impl Exporter for MarkdownExporter {
 }
 
 /// Keeps a cell on one line and inside its column.
-fn md_escape(cell: &str) -> String {
+pub fn md_escape(cell: &str) -> String {
     cell.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 
@@ -455,7 +455,8 @@ fn csv_row(
 /// its default, or is reported missing if required).
 fn parse_csv_cell(name: &str, cell: &str) -> anyhow::Result<Option<Value>> {
     if STRING_FIELDS.contains(&name) {
-        if name == "error" && cell.is_empty() {
+        // The optional strings: an empty cell is null (as CSV writes null).
+        if matches!(name, "error" | "profile_error") && cell.is_empty() {
             return Ok(None);
         }
         return Ok(Some(Value::String(cell.to_string())));
@@ -568,6 +569,7 @@ mod tests {
                 kernel: "gemm_q4_0_q8_0".into(),
                 tile: "16x16x32".into(),
                 calls: 4096,
+                ..KernelUse::default()
             }],
             build_features: vec!["cuda".into()],
             ..BenchRow::default()

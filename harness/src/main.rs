@@ -32,6 +32,8 @@ enum Command {
     Model(cmd::model::ModelCmd),
     /// Compare a candidate run with a baseline: table, verdicts, chart.
     Compare(cmd::compare::Args),
+    /// Why a candidate is slower or faster than a baseline: time per op or symbol, verdict.
+    Explain(cmd::explain::Args),
     /// Write report.md and a self-contained report.html (with charts) for a run.
     Report(cmd::report::Args),
     /// The history store: `history add RUN`, `history show` (series, change points, charts).
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
         Command::Generate(a) => cmd::generate::run_cli(a),
         Command::Model(c) => cmd::model::run_cli(c),
         Command::Compare(a) => cmd::compare::run_cli(a),
+        Command::Explain(a) => cmd::explain::run_cli(a),
         Command::Report(a) => cmd::report::run_cli(a),
         Command::History(a) => cmd::history::run_cli(a),
         Command::Baseline(a) => cmd::history::baseline_cli(a),

@@ -70,6 +70,8 @@ pub const FIELDS: &[&str] = &[
     "counters_scope",
     "counters",
     "derived",
+    "profile",
+    "profile_error",
 ];
 
 /// Fields whose JSON value is a string (or null, for `error`). A flat format such as
@@ -99,6 +101,7 @@ pub const STRING_FIELDS: &[&str] = &[
     "pin",
     "cpus",
     "counters_scope",
+    "profile_error",
 ];
 
 /// llama-bench's defaults for the columns its markdown table hides unless they vary.
@@ -175,7 +178,7 @@ impl Fault {
 }
 
 /// One entry of the dispatch record: how often one kernel ran during the measurement.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct KernelUse {
     /// The operation, e.g. "mul_mat", "get_rows".
@@ -188,6 +191,55 @@ pub struct KernelUse {
     pub tile: String,
     /// Number of calls.
     pub calls: u64,
+    /// Wall time spent in this op during the timed repetitions, summed over calls, ns.
+    /// Ops that share one parallel region (Q, K and V; gate and up) split its wall time
+    /// by their threads' time in each. 0 when not measured (older rows, `source:
+    /// "profile"` rows carry their share in `share` instead).
+    #[serde(default)]
+    pub ns: u64,
+    /// Arithmetic the op must do over those calls (2 per multiply-add), counted from the
+    /// shapes, not measured.
+    #[serde(default)]
+    pub flop: u64,
+    /// Bytes the op must move over those calls: weights in the layout it runs, activations
+    /// in and out, KV cache reads.
+    #[serde(default)]
+    pub bytes: u64,
+    /// Where the entry comes from: `""` (the built-in engine's own record) or `"profile"`
+    /// (inferred from a sampled profile of an external engine, by symbol family).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source: String,
+    /// For `source: "profile"`: the fraction of samples in this kernel class (0..1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<f64>,
+}
+
+/// A sampled profile of the measured process (`--profile`): the event, how many samples,
+/// the hottest symbols, and where the folded stacks and flamegraph were written.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Profile {
+    /// `"cycles"` where the machine has a PMU, `"cpu-clock"` otherwise.
+    pub event: String,
+    /// Sampling frequency, Hz.
+    pub freq_hz: u64,
+    pub samples: u64,
+    /// Hottest symbols (self time), share of all samples, highest first.
+    pub top: Vec<ProfileSymbol>,
+    /// Folded stacks (`a;b;c count` lines), relative to the run directory.
+    pub folded: String,
+    /// Flamegraph SVG, relative to the run directory.
+    pub flamegraph: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProfileSymbol {
+    pub symbol: String,
+    /// The object file the address is in (binary or shared library), file name only.
+    pub dso: String,
+    /// Fraction of all samples, 0..1.
+    pub share: f64,
 }
 
 /// One measurement: one config × one test, as one JSON object.
@@ -313,6 +365,15 @@ pub struct BenchRow {
     /// Derived metrics (IPC, miss rates, GB/s, % of roofline); null when inputs are missing.
     #[serde(default)]
     pub derived: BTreeMap<String, Option<f64>>,
+
+    // --- profile (only with --profile) ---
+    /// The sampled profile; null without `--profile`, and null with `profile_error` saying
+    /// why when sampling was asked for but not possible (perf_event_paranoid, containers).
+    #[serde(default)]
+    pub profile: Option<Profile>,
+    /// Why `profile` is null although `--profile` was given.
+    #[serde(default)]
+    pub profile_error: Option<String>,
 }
 
 /// One counter's reading: a count, or null with the reason it could not be counted.
@@ -398,6 +459,8 @@ impl Default for BenchRow {
             counters_scope: String::new(),
             counters: BTreeMap::new(),
             derived: BTreeMap::new(),
+            profile: None,
+            profile_error: None,
         }
     }
 }
@@ -942,6 +1005,7 @@ mod tests {
                 kernel: "gemm_q4_0_q8_0".into(),
                 tile: "16x16x32".into(),
                 calls: 4096,
+                ..KernelUse::default()
             }],
             ..BenchRow::default()
         };

@@ -582,7 +582,7 @@ fn bad_endpoints_and_missing_revisions_are_usage_errors() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("fault, fix, perf, output"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fault, fix, perf, speedup, output"));
     let out = s.tessera("e6").args(["--resume"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no bisection saved"));

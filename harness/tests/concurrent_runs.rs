@@ -234,7 +234,7 @@ fn a_failing_endpoint_names_its_exit_code_once() {
     assert_eq!(code, 2, "{err}");
     let last = err.trim().lines().last().unwrap();
     assert!(
-        last.contains(") is bad: exit code 1; --good must be good"),
+        last.contains(") is bad: exit code 1; the older revision (--good or --old) must be good"),
         "{last}"
     );
     assert!(!err.contains("exit exit"), "{err}");

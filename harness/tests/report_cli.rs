@@ -129,3 +129,76 @@ fn report_on_a_missing_run_is_an_input_error() {
         .code(2)
         .stderr(predicates::str::contains("without results.jsonl"));
 }
+
+/// A row whose 512 prompt tokens took `gemm` + `attn` + 1 ms per repetition, two
+/// repetitions, with the built-in engine's per-op record.
+fn op_row(isa: &str, gemm_kernel: &str, gemm_ms: u64, attn_ms: u64) -> tessera::results::BenchRow {
+    use tessera::results::KernelUse;
+    let rep_ns = (gemm_ms + attn_ms + 1) * 1_000_000;
+    let ts = 512.0 / (rep_ns as f64 / 1e9);
+    let mut r = row((512, 0), 2, isa, "4x8x4096", &[ts, ts]);
+    r.samples_ns = vec![rep_ns, rep_ns];
+    r.kernels_used = vec![
+        KernelUse {
+            op: "ffn_up".into(),
+            isa: isa.into(),
+            kernel: gemm_kernel.into(),
+            calls: 16,
+            ns: 2 * gemm_ms * 1_000_000,
+            flop: 2 * 512 * 2816 * 1024 * 16,
+            bytes: 16 * 1_622_016,
+            ..KernelUse::default()
+        },
+        KernelUse {
+            op: "attention".into(),
+            isa: isa.into(),
+            kernel: "attn_kv_f16".into(),
+            calls: 16,
+            ns: 2 * attn_ms * 1_000_000,
+            flop: 1,
+            bytes: 1,
+            ..KernelUse::default()
+        },
+    ];
+    r
+}
+
+#[test]
+fn report_splits_the_fastest_and_slowest_configuration_by_op() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    write_run(
+        &run,
+        &[
+            op_row("avx2", "gemm_q4_0x8_q8_0", 300, 100),
+            op_row("scalar", "gemm_q4_0_q8_0", 2300, 100),
+        ],
+    );
+    tessera().arg("report").arg(&run).assert().success();
+    let md = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(md.contains("## Where the time goes"), "{md}");
+    // 401 ms vs 2401 ms per 512 tokens: 5.99x, the whole gap in ffn_up's gemm.
+    assert!(
+        md.contains("**pp512: isa=scalar is 5.99x slower than isa=avx2; 100% of the extra time is in gemm ops (gemm_q4_0_q8_0)**"),
+        "{md}"
+    );
+    assert!(
+        md.contains("Kernels of the fastest configuration, isa=avx2:"),
+        "{md}"
+    );
+    assert!(
+        md.contains("Kernels of the slowest configuration, isa=scalar:"),
+        "{md}"
+    );
+    // ffn_up of the fastest: 300 ms of 401 per repetition, 74.8%.
+    assert!(
+        md.lines().any(
+            |l| l.starts_with("| ffn_up | gemm_q4_0x8_q8_0 | avx2 | 16 |")
+                && l.contains("| 74.8% |")
+        ),
+        "{md}"
+    );
+    assert!(md.contains("![Time per token by op"), "{md}");
+    let png = std::fs::read(run.join("charts/ops.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+}

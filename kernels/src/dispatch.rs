@@ -11,8 +11,8 @@ use half::f16;
 use crate::cpu::{amx, scalar};
 #[cfg(target_arch = "x86_64")]
 use crate::cpu::{avx2, avx512};
-use crate::matrix::{Acts, OutMat, Repacked, WeightMat};
-use crate::quant::BlockQ8_0;
+use crate::matrix::{ActBuf, ActKind, Acts, OutMat, Repacked, WeightMat};
+use crate::quant::{BlockQ8_0, QK};
 use crate::tile::TileConfig;
 
 /// An instruction-set family with its own kernel table.
@@ -254,7 +254,8 @@ impl fmt::Display for IsaRequest {
     }
 }
 
-/// One line of the dispatch record.
+/// One line of the dispatch record: calls, and (charged by the caller that runs the op,
+/// see [`Kernels::charge`]) the wall time spent and the work done.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KernelUse {
     pub op: &'static str,
@@ -262,7 +263,18 @@ pub struct KernelUse {
     pub kernel: &'static str,
     pub tile: Option<TileConfig>,
     pub calls: u64,
+    /// Wall time, ns, summed over the charged calls (0 with op timers off).
+    pub ns: u64,
+    /// Arithmetic, 2 per multiply-add, counted from the shapes.
+    pub flop: u64,
+    /// Bytes moved: weights in the layout run, activations in and out, KV cache reads.
+    pub bytes: u64,
 }
+
+/// Where one op's record line is: returned by [`Kernels::note`] and [`Kernels::matmul`],
+/// passed back to [`Kernels::charge`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UseId(usize);
 
 type MatmulFn = unsafe fn(&WeightMat, Acts, &OutMat, Range<usize>, TileConfig);
 
@@ -271,6 +283,8 @@ type MatmulFn = unsafe fn(&WeightMat, Acts, &OutMat, Range<usize>, TileConfig);
 pub struct MatmulKernel {
     f: MatmulFn,
     pub tile: TileConfig,
+    /// The record line this call was noted in.
+    pub id: UseId,
 }
 
 impl MatmulKernel {
@@ -411,6 +425,21 @@ fn repack_enabled() -> bool {
     })
 }
 
+/// `TESSERA_OP_TIMERS`: `0`/`off` turns the per-op wall-clock timers off (the record then
+/// has `ns: 0`), `1`/`on` (the default) on. A measuring aid for their overhead: the README's
+/// "Per-op time" section has the side-by-side numbers that keep them on by default.
+fn op_timers_enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| match std::env::var("TESSERA_OP_TIMERS").as_deref() {
+        Err(_) | Ok("1" | "on") => true,
+        Ok("0" | "off") => false,
+        Ok(v) => {
+            eprintln!("warning: TESSERA_OP_TIMERS '{v}' is not one of 0, off, 1, on; timing");
+            true
+        }
+    })
+}
+
 /// The kernels of one ISA, its tiles, and the record of calls.
 pub struct Kernels {
     isa: Isa,
@@ -419,6 +448,7 @@ pub struct Kernels {
     request: IsaRequest,
     gemm_tile: TileConfig,
     record: Mutex<Vec<KernelUse>>,
+    timers: std::sync::atomic::AtomicBool,
 }
 
 impl Kernels {
@@ -449,6 +479,7 @@ impl Kernels {
             request,
             gemm_tile,
             record: Mutex::new(Vec::new()),
+            timers: op_timers_enabled().into(),
         })
     }
 
@@ -483,12 +514,55 @@ impl Kernels {
         }
     }
 
-    /// Q8_0 quantization of activation rows with this table's kernel (recorded as op
-    /// `quantize`); bit-identical to `quant::q8_0::quantize_row`.
+    /// Q8_0 quantization of activation rows with this table's kernel; bit-identical to
+    /// `quant::q8_0::quantize_row`. Not recorded per call (threads share one conversion):
+    /// the caller notes the conversion once with [`Kernels::note_quantize`].
     pub fn quantize_q8_0(&self, x: &[f32], y: &mut [BlockQ8_0]) {
-        let isa = self.fallback;
-        self.note_as("quantize", isa, "quantize_q8_0", None);
-        quantize_with(isa, x, y)
+        quantize_with(self.fallback, x, y)
+    }
+
+    /// Records one conversion of activations to Q8_0 (op `quantize`), under the ISA that
+    /// runs [`Kernels::quantize_q8_0`].
+    pub fn note_quantize(&self) -> UseId {
+        self.note_as("quantize", self.fallback, "quantize_q8_0", None)
+    }
+
+    /// Converts `x` (rows of `k`) into `act` as `kind` with this table's kernels —
+    /// bit-identical to [`ActBuf::convert`] — and records the call (op `quantize`, kernel
+    /// `quantize_q8_0` or `convert_f16`); `None` for F32, which needs no conversion.
+    pub fn convert(&self, act: &mut ActBuf, kind: ActKind, x: &[f32], k: usize) -> Option<UseId> {
+        match kind {
+            ActKind::F32 => None,
+            ActKind::F16 => {
+                convert_f16_with(self.fallback, x, act.f16_mut(x.len()));
+                Some(self.note_as("quantize", self.fallback, "convert_f16", None))
+            }
+            ActKind::Q8_0 => {
+                assert_eq!(k % QK, 0, "quantized activations need rows of whole blocks");
+                quantize_with(self.fallback, x, act.q8_mut(x.len() / QK));
+                Some(self.note_quantize())
+            }
+        }
+    }
+
+    /// Whether callers should time ops for [`Kernels::charge`] (`TESSERA_OP_TIMERS`).
+    pub fn timers(&self) -> bool {
+        self.timers.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Turns the op timers on or off from now on (the overhead benchmark alternates them).
+    pub fn set_timers(&self, on: bool) {
+        self.timers.store(on, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Adds wall time and work to a record line (see [`KernelUse`]).
+    pub fn charge(&self, id: UseId, ns: u64, flop: u64, bytes: u64) {
+        let mut rec = self.record.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(u) = rec.get_mut(id.0) {
+            u.ns += ns;
+            u.flop += flop;
+            u.bytes += bytes;
+        }
     }
 
     /// Chooses the kernel for `op` on `m` tokens (GEMV when `m == 1`) and records the call
@@ -503,10 +577,11 @@ impl Kernels {
             i => (i, self.gemm_tile),
         };
         let tile = if m == 1 { tile.for_gemv() } else { tile };
-        self.note_as(op, isa, kernel_name(isa, kind, w), Some(tile));
+        let id = self.note_as(op, isa, kernel_name(isa, kind, w), Some(tile));
         MatmulKernel {
             f: matmul_fn(isa),
             tile,
+            id,
         }
     }
 
@@ -541,25 +616,40 @@ impl Kernels {
     }
 
     /// Records one call of a non-matmul `op`.
-    pub fn note(&self, op: &'static str, kernel: &'static str, tile: Option<TileConfig>) {
+    pub fn note(&self, op: &'static str, kernel: &'static str, tile: Option<TileConfig>) -> UseId {
         self.note_as(op, self.isa, kernel, tile)
     }
 
     /// Records one call of `op` run by `isa` (which may be a fallback of the table's ISA).
-    fn note_as(&self, op: &'static str, isa: Isa, kernel: &'static str, tile: Option<TileConfig>) {
+    fn note_as(
+        &self,
+        op: &'static str,
+        isa: Isa,
+        kernel: &'static str,
+        tile: Option<TileConfig>,
+    ) -> UseId {
         let mut rec = self.record.lock().unwrap_or_else(|e| e.into_inner());
         match rec
-            .iter_mut()
-            .find(|u| u.op == op && u.isa == isa && u.kernel == kernel && u.tile == tile)
+            .iter()
+            .position(|u| u.op == op && u.isa == isa && u.kernel == kernel && u.tile == tile)
         {
-            Some(u) => u.calls += 1,
-            None => rec.push(KernelUse {
-                op,
-                isa,
-                kernel,
-                tile,
-                calls: 1,
-            }),
+            Some(i) => {
+                rec[i].calls += 1;
+                UseId(i)
+            }
+            None => {
+                rec.push(KernelUse {
+                    op,
+                    isa,
+                    kernel,
+                    tile,
+                    calls: 1,
+                    ns: 0,
+                    flop: 0,
+                    bytes: 0,
+                });
+                UseId(rec.len() - 1)
+            }
         }
     }
 

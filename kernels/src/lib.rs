@@ -9,7 +9,7 @@ pub mod matrix;
 pub mod quant;
 pub mod tile;
 
-pub use dispatch::{DispatchError, Isa, IsaRequest, KernelUse, Kernels, MatmulKernel, Ops};
+pub use dispatch::{DispatchError, Isa, IsaRequest, KernelUse, Kernels, MatmulKernel, Ops, UseId};
 pub use matrix::{ActBuf, ActKind, Acts, OutMat, WeightData, WeightMat};
 pub use quant::GgmlType;
 pub use tile::TileConfig;

@@ -122,6 +122,40 @@ impl<'a> WeightMat<'a> {
         self.data.ty()
     }
 
+    /// Bytes of the matrix in the layout it is stored in (what one pass over it reads).
+    pub fn bytes(&self) -> usize {
+        match self.data {
+            WeightData::F32(d) => std::mem::size_of_val(d),
+            WeightData::F16(d) => std::mem::size_of_val(d),
+            WeightData::Q8_0(d) => std::mem::size_of_val(d),
+            WeightData::Q4_0(d) => std::mem::size_of_val(d),
+            WeightData::Q4_0x8(d) => std::mem::size_of_val(d),
+            WeightData::X16(p) => p.size_bytes(),
+        }
+    }
+
+    /// Evicts the matrix from every cache level (x86: `clflush` of each line it spans;
+    /// elsewhere nothing), so the next product reads it from DRAM, as a generation step
+    /// over a model larger than the caches does. A measuring aid (the calibration).
+    pub fn flush_from_caches(&self) {
+        let start = match self.data {
+            WeightData::F32(d) => d.as_ptr().cast::<u8>(),
+            WeightData::F16(d) => d.as_ptr().cast::<u8>(),
+            WeightData::Q8_0(d) => d.as_ptr().cast::<u8>(),
+            WeightData::Q4_0(d) => d.as_ptr().cast::<u8>(),
+            WeightData::Q4_0x8(d) => d.as_ptr().cast::<u8>(),
+            WeightData::X16(p) => p.bytes().as_ptr(),
+        };
+        #[cfg(target_arch = "x86_64")]
+        for off in (0..self.bytes()).step_by(64) {
+            // SAFETY: clflush takes any address inside this live allocation and reads
+            // nothing; SSE2 is part of x86_64.
+            unsafe { std::arch::x86_64::_mm_clflush(start.add(off)) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = start;
+    }
+
     /// The form activations must take to be dotted with this matrix.
     pub fn act_kind(&self) -> ActKind {
         match self.data {
@@ -166,23 +200,30 @@ impl ActBuf {
         }
     }
 
-    /// Converts `x` (rows of `k`) to `kind`; F32 needs no conversion.
+    /// Converts `x` (rows of `k`) to `kind` with the reference conversions
+    /// (`quant::q8_0::quantize_row`, `f16::from_f32`); F32 needs no conversion. The engine
+    /// converts with the kernel table it runs ([`crate::Kernels::convert`]: the same bits,
+    /// that table's ISA, recorded); this is for tests and benchmarks that need none.
     pub fn convert(&mut self, kind: ActKind, x: &[f32], k: usize) {
         match kind {
             ActKind::F32 => {}
             ActKind::F16 => {
-                self.f16.clear();
-                self.f16.resize(x.len(), f16::ZERO);
-                crate::dispatch::convert_row_f16(x, &mut self.f16);
+                for (o, v) in self.f16_mut(x.len()).iter_mut().zip(x) {
+                    *o = f16::from_f32(*v);
+                }
             }
             ActKind::Q8_0 => {
                 assert_eq!(k % QK, 0, "quantized activations need rows of whole blocks");
-                self.q8.clear();
-                self.q8.resize(x.len() / QK, BlockQ8_0::default());
-                // Bit-identical to quant::q8_0::quantize_row, with the best ISA's kernel.
-                crate::dispatch::quantize_row_q8_0(x, &mut self.q8);
+                crate::quant::q8_0::quantize_row(x, self.q8_mut(x.len() / QK));
             }
         }
+    }
+
+    /// Storage for `len` f16 activations, resized (contents unspecified), which
+    /// [`ActBuf::view`] with `ActKind::F16` then shows.
+    pub fn f16_mut(&mut self, len: usize) -> &mut [f16] {
+        self.f16.resize(len, f16::ZERO);
+        &mut self.f16[..len]
     }
 
     /// Storage for `blocks` Q8_0 blocks, resized (contents unspecified): for callers that

@@ -1,6 +1,7 @@
 //! Runs a build or run command (`sh -c`) in a child process group with a time limit,
 //! capturing its output, so that a crash, a CUDA fault or a hang is a recorded result and
-//! never takes tessera down.
+//! never takes tessera down. With `--profile` a run is also sampled (crate::profile) from
+//! its exec to its exit.
 
 use std::io::Read;
 use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
@@ -23,13 +24,27 @@ pub struct Invocation<'a> {
     pub timeout: Duration,
     /// Run under this compute-sanitizer binary.
     pub sanitizer: Option<&'a Path>,
+    /// Print "  LABEL: still running (ELAPSED)" every minute (long builds).
+    pub heartbeat: Option<&'a str>,
 }
+
+/// How often a long command with a heartbeat says it is still running.
+const HEARTBEAT: Duration = Duration::from_secs(60);
 
 /// Exit code compute-sanitizer is told to use when it finds errors.
 pub const SANITIZER_EXIT_CODE: i32 = 86;
 
 /// Runs the command; an error only when it cannot be started at all.
 pub fn run(inv: &Invocation) -> Result<RunOutput> {
+    run_profiled(inv, None).map(|(out, _)| out)
+}
+
+/// [`run`], and with `profile` also samples the command, everything it starts included;
+/// the recording (or why there is none) comes back beside the output.
+pub fn run_profiled(
+    inv: &Invocation,
+    profile: Option<&crate::profile::Settings>,
+) -> Result<(RunOutput, Option<Result<crate::profile::Recording, String>>)> {
     let mut cmd = match inv.sanitizer {
         Some(san) => {
             let mut c = Command::new(san);
@@ -59,6 +74,9 @@ pub fn run(inv: &Invocation) -> Result<RunOutput> {
         .stderr(Stdio::piped())
         // Its own process group, so that a timeout kills the whole tree (make -j, etc.).
         .process_group(0);
+    // Opened on this thread right before the spawn: the child inherits the events and its
+    // exec enables them.
+    let session = profile.map(|s| crate::profile::Session::start(s, crate::profile::Target::Child));
     let start = Instant::now();
     let mut child = cmd
         .spawn()
@@ -79,7 +97,17 @@ pub fn run(inv: &Invocation) -> Result<RunOutput> {
     };
     // Wait in slices so that Ctrl-C (which the child's own process group does not receive)
     // still stops the child promptly.
+    let mut next_beat = HEARTBEAT;
     let (status, timed_out) = loop {
+        if let Some(label) = inv.heartbeat
+            && start.elapsed() >= next_beat
+        {
+            eprintln!(
+                "  {label}: still running ({})",
+                super::build::fmt_elapsed(start.elapsed().as_secs_f64())
+            );
+            next_beat += HEARTBEAT;
+        }
         let left = inv.timeout.saturating_sub(start.elapsed());
         match rx.recv_timeout(left.min(Duration::from_millis(200))) {
             Ok(status) => break (status.ok(), false),
@@ -101,19 +129,21 @@ pub fn run(inv: &Invocation) -> Result<RunOutput> {
     // pipes open and stall the readers below.
     kill_group();
     let seconds = start.elapsed().as_secs_f64();
+    let recording = session.map(|s| s.map(crate::profile::Session::finish));
     let collect = |r: Option<mpsc::Receiver<Vec<u8>>>| {
         r.and_then(|rx| rx.recv_timeout(Duration::from_secs(5)).ok())
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default()
     };
-    Ok(RunOutput {
+    let out = RunOutput {
         exit_code: status.and_then(|s| s.code()),
         signal: status.and_then(|s| s.signal()),
         timed_out,
         stdout: collect(stdout),
         stderr: collect(stderr),
         seconds,
-    })
+    };
+    Ok((out, recording))
 }
 
 fn reader(mut r: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
@@ -171,6 +201,7 @@ mod tests {
             env: vec![("TESSERA_X".into(), "7".into())],
             timeout: Duration::from_millis(timeout_ms),
             sanitizer: None,
+            heartbeat: None,
         })
         .unwrap()
     }

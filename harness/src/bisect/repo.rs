@@ -1,13 +1,12 @@
-//! The git side of bisection, through libgit2: resolving revisions, the commit range as a
-//! graph (first-parent or full), commit descriptions, and one linked worktree per commit in
-//! a cache directory, so the user's working tree, index and branch are never touched and a
-//! commit's build survives for the next test of it.
+//! The git side of bisection that reads the repository, through libgit2: resolving
+//! revisions, the commit range as a graph (first-parent or full), commit descriptions, and
+//! which blobs a commit's tree has. Worktrees are made by the git command (`worktree`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result, anyhow, bail};
-use git2::{BranchType, Oid, Repository, Sort, WorktreeAddOptions, WorktreePruneOptions};
+use anyhow::{Result, anyhow, bail};
+use git2::{ObjectType, Oid, Repository, Sort, TreeWalkMode, TreeWalkResult};
 use serde::{Deserialize, Serialize};
 
 use super::search::Dag;
@@ -42,6 +41,18 @@ impl Range {
     }
 }
 
+/// Lets libgit2 open repositories that declare extensions it does not implement but can
+/// read safely: partial clones (objects may be missing, which lookups report) and
+/// precious-objects repositories (we never prune).
+fn allow_extensions() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: libgit2's global options are set once, before any repository is opened
+        // by this process (Repo::open is the only way in).
+        let _ = unsafe { git2::opts::set_extensions(&["partialclone", "preciousobjects"]) };
+    });
+}
+
 pub struct Repo {
     repo: Repository,
     dir: PathBuf,
@@ -50,6 +61,7 @@ pub struct Repo {
 impl Repo {
     /// Opens the repository containing `dir`.
     pub fn open(dir: &Path) -> Result<Repo> {
+        allow_extensions();
         let repo = Repository::discover(dir).map_err(|e| {
             anyhow!(
                 "--repo: '{}' is not inside a git repository ({})",
@@ -160,83 +172,24 @@ impl Repo {
             .unwrap_or_default()
     }
 
-    /// The linked worktree of `oid` under `cache_dir`, created on first use (detached HEAD at
-    /// the commit). An existing one at the right commit is reused as it is, build outputs
-    /// included; the flag says whether it was reused.
-    pub fn worktree(&self, cache_dir: &Path, oid: Oid) -> Result<(PathBuf, bool)> {
-        let path = cache_dir.join(oid.to_string());
-        if path.join(".git").exists()
-            && let Ok(wt) = Repository::open(&path)
-            && wt.head().ok().and_then(|h| h.target()) == Some(oid)
-        {
-            return Ok((path, true));
-        }
-        std::fs::create_dir_all(cache_dir)
-            .with_context(|| format!("creating cache dir {}", cache_dir.display()))?;
-        let name = format!("tessera-{}", &oid.to_string()[..16]);
-        // A stale registration (its directory deleted by hand) blocks re-adding; prune it.
-        if let Ok(old) = self.repo.find_worktree(&name) {
-            let _ = old.prune(Some(
-                WorktreePruneOptions::new()
-                    .valid(true)
-                    .locked(true)
-                    .working_tree(true),
-            ));
-        }
-        if path.exists() {
-            std::fs::remove_dir_all(&path)
-                .with_context(|| format!("removing stale worktree {}", path.display()))?;
-        }
-        // libgit2 checks a worktree out on a branch; make a short-lived one at the commit,
-        // detach the worktree's HEAD, then delete the branch again.
-        let commit = self.repo.find_commit(oid)?;
-        let mut branch = self
-            .repo
-            .branch(&name, &commit, true)
-            .with_context(|| format!("creating temporary branch {name}"))?;
-        let result = (|| -> Result<()> {
-            let reference = branch.get();
-            let mut opts = WorktreeAddOptions::new();
-            opts.reference(Some(reference));
-            self.repo
-                .worktree(&name, &path, Some(&opts))
-                .with_context(|| format!("adding worktree {}", path.display()))?;
-            let wt = Repository::open(&path)?;
-            wt.set_head_detached(oid)?;
-            Ok(())
-        })();
-        let deleted = branch.delete();
-        result?;
-        if let Err(e) = deleted
-            && let Ok(mut b) = self.repo.find_branch(&name, BranchType::Local)
-        {
-            b.delete()
-                .with_context(|| format!("deleting temporary branch {name}: {e}"))?;
-        }
-        Ok((path, false))
+    /// Every blob of `oid`'s tree with its path (trees are present even where blobs are
+    /// not), to name the files a failed checkout lacked.
+    pub fn blob_paths(&self, oid: Oid) -> Result<Vec<(Oid, String)>> {
+        let tree = self.repo.find_commit(oid)?.tree()?;
+        let mut out = Vec::new();
+        tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
+            if entry.kind() == Some(ObjectType::Blob)
+                && let Ok(name) = entry.name()
+            {
+                out.push((entry.id(), format!("{dir}{name}")));
+            }
+            TreeWalkResult::Ok
+        })?;
+        Ok(out)
     }
 
-    /// Removes every worktree this tool registered (those named `tessera-*`).
-    pub fn remove_worktrees(&self) -> Result<usize> {
-        let mut n = 0;
-        let names = self.repo.worktrees()?;
-        for name in names.iter().filter_map(|n| n.ok().flatten()) {
-            if !name.starts_with("tessera-") {
-                continue;
-            }
-            let wt = self.repo.find_worktree(name)?;
-            let path = wt.path().to_path_buf();
-            wt.prune(Some(
-                WorktreePruneOptions::new()
-                    .valid(true)
-                    .locked(true)
-                    .working_tree(true),
-            ))?;
-            if path.exists() {
-                let _ = std::fs::remove_dir_all(&path);
-            }
-            n += 1;
-        }
-        Ok(n)
+    /// Whether the object store holds the object.
+    pub fn has_object(&self, oid: Oid) -> bool {
+        self.repo.odb().is_ok_and(|odb| odb.exists(oid))
     }
 }

@@ -37,6 +37,27 @@ pub struct BisectResult {
     pub confidence: Option<f64>,
     /// The steps that decided it: the answer's own test and its parent's.
     pub decided_by: Vec<Step>,
+    /// With status `stopped` (`--max-steps`, `--budget`): the range still to search.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<Remaining>,
+}
+
+/// The range a stopped bisection leaves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Remaining {
+    /// Commits that could still be the answer.
+    pub count: usize,
+    /// ceil(log2(count)): the most further tests.
+    pub max_steps: usize,
+    /// The oldest and the newest of them.
+    pub oldest: CommitInfo,
+    pub newest: CommitInfo,
+    /// `OLD..NEW` for `git log`: NEW is the newest candidate, OLD the newest commit known to
+    /// be on the old side.
+    pub git_range: String,
+    /// All of them, oldest first, when there are at most 64.
+    #[serde(default)]
+    pub commits: Vec<CommitInfo>,
 }
 
 /// One-line detail of a step for tables.
@@ -69,6 +90,18 @@ fn md_escape(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
+/// The build column: what happened, with the build's time when it ran.
+fn build_cell(s: &Step) -> String {
+    let note = serde_json::to_value(s.build)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    match s.build_seconds {
+        Some(t) => format!("{note} {t:.1} s"),
+        None => note,
+    }
+}
+
 /// The markdown table of steps.
 pub fn steps_table(steps: &[Step]) -> String {
     let mut out = String::from("| # | check | commit | subject | verdict | build | detail |\n");
@@ -88,10 +121,7 @@ pub fn steps_table(steps: &[Step]) -> String {
             short(&s.commit),
             md_escape(&s.subject),
             s.verdict.as_str(),
-            serde_json::to_value(s.build)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            build_cell(s),
             md_escape(&step_detail(s)),
         );
     }
@@ -118,10 +148,31 @@ pub fn result_markdown(r: &BisectResult) -> String {
             out.push('\n');
         }
         _ => {
-            let _ = writeln!(
-                out,
-                "# bisection stopped before an answer\n\nContinue with `tessera bisect --resume`.\n"
-            );
+            let _ = writeln!(out, "# bisection stopped before an answer\n");
+            if let Some(left) = &r.remaining {
+                let _ = writeln!(
+                    out,
+                    "The {} is one of {} commits (at most {} more steps), `git log {}`:\n",
+                    r.term, left.count, left.max_steps, left.git_range
+                );
+                if left.commits.is_empty() {
+                    let _ = writeln!(
+                        out,
+                        "- oldest: `{}` {} ({})\n- newest: `{}` {} ({})",
+                        left.oldest.hash,
+                        left.oldest.subject,
+                        left.oldest.date,
+                        left.newest.hash,
+                        left.newest.subject,
+                        left.newest.date
+                    );
+                }
+                for c in &left.commits {
+                    let _ = writeln!(out, "- `{}` {} ({})", c.hash, c.subject, c.date);
+                }
+                out.push('\n');
+            }
+            let _ = writeln!(out, "Continue with `tessera bisect --resume`.\n");
         }
     }
     let _ = writeln!(

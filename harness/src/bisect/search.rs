@@ -93,7 +93,7 @@ impl Bisection {
     }
 
     /// Candidates for the first new commit, as a membership vector.
-    fn candidates(&self) -> Vec<bool> {
+    fn membership(&self) -> Vec<bool> {
         let mut cand = self.dag.ancestors(self.new);
         for &o in &self.olds {
             for (c, is_anc) in cand.iter_mut().zip(self.dag.ancestors(o)) {
@@ -107,7 +107,18 @@ impl Bisection {
 
     /// Number of commits that could still be the first new one.
     pub fn remaining(&self) -> usize {
-        self.candidates().iter().filter(|&&c| c).count()
+        self.membership().iter().filter(|&&c| c).count()
+    }
+
+    /// The commits that could still be the first new one, oldest first.
+    pub fn candidates(&self) -> Vec<usize> {
+        let m = self.membership();
+        (0..m.len()).filter(|&i| m[i]).collect()
+    }
+
+    /// The known-old commits and the newest known-new one: what bounds the candidates.
+    pub fn bounds(&self) -> (Vec<usize>, usize) {
+        (self.olds.clone(), self.new)
     }
 
     /// Records a verdict. Verdicts on commits outside the candidates change nothing except
@@ -120,7 +131,7 @@ impl Bisection {
         match mark {
             Mark::Old => self.olds.push(node),
             Mark::New => {
-                if self.candidates()[node] {
+                if self.membership()[node] {
                     self.new = node;
                 }
             }
@@ -132,7 +143,7 @@ impl Bisection {
 
     /// The next step.
     pub fn next(&self) -> Next {
-        let cand = self.candidates();
+        let cand = self.membership();
         let total = cand.iter().filter(|&&c| c).count();
         if total <= 1 {
             return Next::Found(self.new);

@@ -27,6 +27,9 @@ pub enum Mode {
     Fix,
     /// The first commit measurably slower than the good endpoint.
     Perf,
+    /// The first commit measurably faster than the old endpoint (which is `--bad`, as in
+    /// fix mode: the slow revision).
+    Speedup,
     /// The first commit whose output differs from the good endpoint's.
     Output,
 }
@@ -38,9 +41,10 @@ impl std::str::FromStr for Mode {
             "fault" => Ok(Mode::Fault),
             "fix" => Ok(Mode::Fix),
             "perf" => Ok(Mode::Perf),
+            "speedup" => Ok(Mode::Speedup),
             "output" => Ok(Mode::Output),
             _ => Err(format!(
-                "'{s}' is not a mode; valid: fault, fix, perf, output"
+                "'{s}' is not a mode; valid: fault, fix, perf, speedup, output"
             )),
         }
     }
@@ -52,7 +56,72 @@ impl Mode {
             Mode::Fault => "fault",
             Mode::Fix => "fix",
             Mode::Perf => "perf",
+            Mode::Speedup => "speedup",
             Mode::Output => "output",
+        }
+    }
+
+    /// Whether the newer endpoint is the good one (`--good`): fix and speedup mode search for
+    /// a change for the better, so the older endpoint is `--bad` there.
+    pub fn new_is_good(self) -> bool {
+        matches!(self, Mode::Fix | Mode::Speedup)
+    }
+
+    /// Perf and speedup mode: steps are measured against the old endpoint.
+    pub fn is_perf(self) -> bool {
+        matches!(self, Mode::Perf | Mode::Speedup)
+    }
+
+    /// What the answer is called.
+    pub fn term(self) -> &'static str {
+        match self {
+            Mode::Fix => "first fixed commit",
+            Mode::Speedup => "first faster commit",
+            _ => "first bad commit",
+        }
+    }
+}
+
+/// How builds are kept cheap across steps (`--build-cache`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BuildCache {
+    /// ccache when it is installed, else `reuse`.
+    #[default]
+    Auto,
+    /// One worktree per commit; builds see ccache through cmake's compiler-launcher
+    /// variables and a ccache directory in the cache dir.
+    Ccache,
+    /// The old endpoint keeps its own worktree; every other commit is checked out in one
+    /// shared worktree, so that its build directory is reused and only what changed is
+    /// rebuilt.
+    Reuse,
+    /// One worktree and a fresh build per commit.
+    None,
+}
+
+impl std::str::FromStr for BuildCache {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(BuildCache::Auto),
+            "ccache" => Ok(BuildCache::Ccache),
+            "reuse" => Ok(BuildCache::Reuse),
+            "none" => Ok(BuildCache::None),
+            _ => Err(format!(
+                "'{s}' is not a build cache; valid: auto, ccache, reuse, none"
+            )),
+        }
+    }
+}
+
+impl BuildCache {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildCache::Auto => "auto",
+            BuildCache::Ccache => "ccache",
+            BuildCache::Reuse => "reuse",
+            BuildCache::None => "none",
         }
     }
 }
@@ -87,6 +156,39 @@ pub struct Spec {
     pub tolerance: f64,
     pub output_file: Option<PathBuf>,
     pub cache_dir: PathBuf,
+    /// Sample one run of every step (`--profile`): the judged run in fault, fix and output
+    /// mode, an extra unmeasured run of the commit in perf mode.
+    #[serde(default)]
+    pub profile: bool,
+    /// Paths (gitignore-style globs) left out of every worktree, on top of the repository's
+    /// own sparse-checkout patterns (`--exclude`).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// As given; resolved once per run (`auto` depends on what is installed).
+    #[serde(default = "legacy_build_cache")]
+    pub build_cache: BuildCache,
+    /// Parallel build jobs (`--jobs`), exported to the build as `JOBS` and
+    /// `CMAKE_BUILD_PARALLEL_LEVEL`.
+    #[serde(default)]
+    pub jobs: Option<usize>,
+    /// The flags the endpoints were given with (`--good` or `--old`/`--new`), for messages.
+    #[serde(default = "good_flag")]
+    pub good_flag: String,
+    #[serde(default = "bad_flag")]
+    pub bad_flag: String,
+}
+
+fn good_flag() -> String {
+    "--good".into()
+}
+
+fn bad_flag() -> String {
+    "--bad".into()
+}
+
+/// State files written before `--build-cache` existed built every commit afresh.
+fn legacy_build_cache() -> BuildCache {
+    BuildCache::None
 }
 
 /// A verdict in the user's terms.
@@ -131,17 +233,20 @@ pub enum BuildNote {
     CachedFailed,
 }
 
-/// The measurements of a perf step: metric values of the good endpoint (baseline) and the
-/// commit, taken alternately.
+/// The measurements of a perf or speedup step: metric values of the old endpoint (baseline)
+/// and the commit, taken alternately.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PerfMeasure {
     pub baseline: Vec<f64>,
     pub candidate: Vec<f64>,
-    /// Relative change in the "worse" direction: 0.40 = 40% worse than the baseline.
+    /// Relative change in the "worse" direction: 0.40 = 40% worse than the baseline,
+    /// -0.25 = 25% better.
     pub regression: f64,
-    /// p-value of "the commit is worse than the baseline".
-    pub p_worse: f64,
-    /// p-value of "the commit is less worse than the threshold".
+    /// p-value of "the commit changed in the direction searched for": worse than the
+    /// baseline in perf mode, better in speedup mode.
+    #[serde(alias = "p_worse")]
+    pub p_change: f64,
+    /// p-value of "the change in that direction is smaller than the threshold".
     pub p_within: f64,
 }
 
@@ -170,6 +275,17 @@ pub struct Step {
     pub replayed: bool,
     #[serde(default)]
     pub time: String,
+    /// The sampled profile of one run of the step (`--profile`); its paths are relative to
+    /// the state directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<crate::results::Profile>,
+    /// Why `profile` is missing although `--profile` was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_error: Option<String>,
+    /// Seconds of the build this step ran; absent when the build was cached or there is no
+    /// build command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_seconds: Option<f64>,
 }
 
 /// Where a bisection stands.

@@ -7,6 +7,7 @@
 pub mod bars;
 pub mod heatmap;
 pub mod lines;
+pub mod stacked;
 
 use std::fmt::Display;
 use std::path::Path;
@@ -20,6 +21,7 @@ use plotters::style::FontStyle;
 pub use bars::{BarChart, BarGroup};
 pub use heatmap::Heatmap;
 pub use lines::{LegendCorner, LineChart, Marker, Series};
+pub use stacked::{StackedBars, StackedGroup};
 
 /// Family name under which the embedded font is registered; every text style uses it.
 pub const FONT: &str = "sans-serif";

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, bail};
 use tessera_engine::affinity::{self, PinPolicy};
-use tessera_engine::bench::{TestSpec, TimedHook, run_test, run_test_with_hook};
+use tessera_engine::bench::{TestSpec, TimedHook, run_test_with_hook};
 use tessera_engine::numa::NumaPolicy;
 use tessera_engine::{Backend, Context, ContextParams, KvType, Model};
 use tessera_kernels::{IsaRequest, Kernels, TileConfig};
@@ -83,6 +83,18 @@ pub struct Args {
     /// Run cuda configurations in this process (what the child process itself is given).
     #[arg(long = "no-isolate", hide = true)]
     pub no_isolate: bool,
+    /// Sample the timed repetitions with perf_event (cycles, or cpu-clock without a PMU):
+    /// top symbols in each row, folded stacks and a flamegraph SVG per row in --profile-dir.
+    #[arg(long = "profile")]
+    pub profile: bool,
+    /// Directory of --profile's files; row paths are relative to it (default:
+    /// results/runs/profile-<UTC time>-<pid>).
+    #[arg(long = "profile-dir", requires = "profile")]
+    pub profile_dir: Option<PathBuf>,
+    /// File name (no extension) of the profile of the first row, relative to --profile-dir
+    /// (what a sweep gives its child).
+    #[arg(long = "profile-name", hide = true, requires = "profile")]
+    pub profile_name: Option<String>,
 }
 
 /// Flags resolved and validated together, before anything runs.
@@ -110,6 +122,8 @@ pub struct Config {
     pub isolate: bool,
     /// Names of the GPUs (llama-bench's `gpu_info`), when a cuda backend is asked for.
     pub gpu_info: String,
+    /// `--profile`: where the profiles go.
+    pub profile: Option<crate::profile::OutDir>,
 }
 
 // llama-bench's defaults.
@@ -137,6 +151,16 @@ impl Config {
         let pin: PinPolicy = a.pin.parse().map_err(|e| anyhow::anyhow!("--pin: {e}"))?;
         affinity::plan(&pin, 1, &affinity::topology()).map_err(|e| anyhow::anyhow!("{e}"))?;
         let counters = crate::counters::parse_list(&a.counters)?;
+        if let Some(n) = &a.profile_name {
+            crate::profile::valid_name(n).map_err(|e| anyhow::anyhow!("--profile-name: {e}"))?;
+        }
+        let profile = a.profile.then(|| crate::profile::OutDir {
+            dir: a
+                .profile_dir
+                .clone()
+                .unwrap_or_else(crate::profile::OutDir::default_dir),
+            name: a.profile_name.clone(),
+        });
         let mut backends: Vec<Backend> = list_or("--backend", &a.backend, &[Backend::Cpu])?;
         backends.dedup();
         let ngl: Vec<usize> = list_or("-ngl", &a.ngl, &[DEFAULT_NGL])?;
@@ -232,6 +256,7 @@ impl Config {
             ngl,
             isolate: !a.no_isolate,
             gpu_info,
+            profile,
         })
     }
 
@@ -275,17 +300,20 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<bool> {
     let mut all_ok = true;
     let mut exp = exporter(cfg.output, &cfg.extra_columns());
     exp.begin(out).context("writing results")?;
+    // Rows in order, 1-based: what names each row's profile.
+    let mut seq = 0;
     for path in &cfg.models {
         let model = models.get_mut(path).expect("loaded above");
         for point in points(cfg) {
+            seq += 1;
             let rows = if point.backend == Backend::Cuda && cfg.isolate {
                 let kernels =
                     Kernels::new(cfg.isa, cfg.tile).expect("validated in Config::from_args");
                 let template =
                     measure_template(cfg, path, model, &point, &cpu_info, &kernels, None);
-                crate::gpu::run_child(&child_args(cfg, path, &point), &template)
+                crate::gpu::run_child(&child_args(cfg, path, &point, seq), &template)
             } else {
-                vec![measure(cfg, path, &mut *model, &point, &cpu_info)]
+                vec![measure(cfg, path, &mut *model, &point, &cpu_info, seq)]
             };
             for mut row in rows {
                 row.numa = numa.clone();
@@ -297,6 +325,12 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<bool> {
     }
     exp.end(out).context("writing results")?;
     out.flush().context("writing results")?;
+    if let Some(p) = &cfg.profile
+        && p.name.is_none()
+        && p.dir.is_dir()
+    {
+        eprintln!("tessera: profiles in {}", p.dir.display());
+    }
     Ok(all_ok)
 }
 
@@ -389,8 +423,9 @@ fn backend_points(cfg: &Config) -> Vec<(Backend, usize)> {
     v
 }
 
-/// The `tessera bench` arguments that measure exactly one point, in a child process.
-fn child_args(cfg: &Config, path: &std::path::Path, p: &Point) -> Vec<String> {
+/// The `tessera bench` arguments that measure exactly one point, in a child process; `seq`
+/// is the row's place in this run (its profile's name).
+fn child_args(cfg: &Config, path: &std::path::Path, p: &Point, seq: usize) -> Vec<String> {
     let mut a: Vec<String> = vec!["bench".into(), "-m".into(), path.display().to_string()];
     let (np, ng) = (p.test.n_prompt, p.test.n_gen);
     if np > 0 && ng > 0 {
@@ -442,6 +477,16 @@ fn child_args(cfg: &Config, path: &std::path::Path, p: &Point) -> Vec<String> {
     ]);
     if let Some(t) = cfg.tile {
         a.extend(["--tile".into(), t.to_string()]);
+    }
+    if let Some(prof) = &cfg.profile {
+        let test = results::test_name(p.test.n_prompt as u32, p.test.n_gen as u32, 0);
+        a.extend([
+            "--profile".into(),
+            "--profile-dir".into(),
+            prof.dir.display().to_string(),
+            "--profile-name".into(),
+            prof.name_for(seq, &test, p.n_threads as u32),
+        ]);
     }
     a
 }
@@ -511,6 +556,7 @@ fn measure(
     model: &mut Model,
     p: &Point,
     cpu_info: &str,
+    seq: usize,
 ) -> BenchRow {
     // `auto` is resolved by calibration on this model and thread count (cached per machine).
     // The ISA and tile were validated in Config::from_args, so what can fail here is the
@@ -553,13 +599,20 @@ fn measure(
     // Opened before the context so the pool's threads, created with it, inherit them.
     let mut counters =
         (!cfg.counters.is_empty()).then(|| CounterSet::open(&cfg.counters, Scope::Region));
-    let result =
-        Context::new(model, &kernels, p.context_params()).and_then(|mut ctx| match &mut counters {
-            Some(set) => {
-                run_test_with_hook(&mut ctx, p.test, cfg.reps, cfg.seed, &mut CounterHook(set))
-            }
-            None => run_test(&mut ctx, p.test, cfg.reps, cfg.seed),
-        });
+    // Likewise the sampling events, enabled only during the timed repetitions.
+    let session = cfg.profile.as_ref().map(|_| {
+        crate::profile::Session::start(
+            &crate::profile::Settings::default(),
+            crate::profile::Target::This,
+        )
+    });
+    let result = Context::new(model, &kernels, p.context_params()).and_then(|mut ctx| {
+        let mut hook = TimedRegion {
+            counters: counters.as_mut(),
+            profile: session.as_ref().and_then(|s| s.as_ref().ok()),
+        };
+        run_test_with_hook(&mut ctx, p.test, cfg.reps, cfg.seed, &mut hook)
+    });
     tessera_engine::pool::set_default_pinning(None);
     match result {
         Ok(samples) => {
@@ -589,25 +642,51 @@ fn measure(
             kernel: u.kernel.to_string(),
             tile: u.tile.map(|t| t.to_string()).unwrap_or_default(),
             calls: u.calls,
+            ns: u.ns,
+            flop: u.flop,
+            bytes: u.bytes,
+            ..KernelUse::default()
         })
         .collect();
     if let Some(set) = &mut counters {
         row.counters = set.read();
         row.counters_scope = set.scope().name().to_string();
     }
+    if let (Some(out), Some(session)) = (&cfg.profile, session) {
+        let name = out.name_for(seq, &row.test, row.n_threads);
+        let rec = session.map(crate::profile::Session::finish);
+        crate::profile::apply(
+            &mut row,
+            &crate::profile::conclude(rec, &out.dir, &name),
+            false,
+        );
+    }
     row.derived = crate::counters::derive(&row, &Peaks::default());
     row
 }
 
-/// Counts exactly the timed repetitions.
-struct CounterHook<'a>(&'a mut CounterSet);
+/// Counts and samples exactly the timed repetitions.
+struct TimedRegion<'a> {
+    counters: Option<&'a mut CounterSet>,
+    profile: Option<&'a crate::profile::Session>,
+}
 
-impl TimedHook for CounterHook<'_> {
+impl TimedHook for TimedRegion<'_> {
     fn start(&mut self) {
-        self.0.enable();
+        if let Some(c) = &mut self.counters {
+            c.enable();
+        }
+        if let Some(p) = self.profile {
+            p.enable();
+        }
     }
     fn stop(&mut self) {
-        self.0.disable();
+        if let Some(p) = self.profile {
+            p.disable();
+        }
+        if let Some(c) = &mut self.counters {
+            c.disable();
+        }
     }
 }
 

@@ -8,37 +8,53 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, anyhow, bail};
 use regex::{Regex, RegexBuilder};
 
+use crate::bisect::build::parse_budget;
 use crate::bisect::driver;
 use crate::bisect::exec::which;
 use crate::bisect::metric::{Compare, MetricSource};
 use crate::bisect::repo::Repo;
 use crate::bisect::report::{self, BisectResult};
-use crate::bisect::state::{Mode, STATE_FILE, Spec, State};
+use crate::bisect::state::{BuildCache, Mode, STATE_FILE, Spec, State};
 use crate::bisect::stats::StatTest;
+use crate::bisect::worktree::{Worktrees, check_exclude};
 
 #[derive(clap::Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
     #[command(subcommand)]
     pub action: Option<Action>,
-    /// The git repository (any directory inside it).
+    /// The git repository (any directory inside it): a clone, a bare mirror, or a partial
+    /// clone (blobs the object store lacks must be left out with --exclude).
     #[arg(long, default_value = ".")]
     pub repo: PathBuf,
-    /// A good revision (no fault / fast / reference output).
+    /// The good revision: the OLDER one in fault, perf and output mode (no fault / fast /
+    /// reference output); the NEWER one in fix and speedup mode (fixed / fast).
     #[arg(long)]
     pub good: Option<String>,
-    /// A bad revision (fault / slow / changed output).
+    /// The bad revision: the NEWER one in fault, perf and output mode (fault / slow /
+    /// changed output); the OLDER one in fix and speedup mode (faulty / slow).
     #[arg(long)]
     pub bad: Option<String>,
+    /// The older endpoint, in every mode (git's neutral term; instead of --good, or of --bad
+    /// in fix and speedup mode).
+    #[arg(long)]
+    pub old: Option<String>,
+    /// The newer endpoint, in every mode (instead of --bad, or of --good in fix and speedup
+    /// mode).
+    #[arg(long)]
+    pub new: Option<String>,
     /// Build command, run with `sh -c` in the commit's worktree; failure = skip the commit.
     #[arg(long)]
     pub build: Option<String>,
     /// Run command, run with `sh -c` in the commit's worktree after the build.
     #[arg(long)]
     pub run: Option<String>,
-    /// fault: first commit with the fault; fix: first commit without it (the --bad revision
-    /// is then the older one); perf: first commit measurably slower; output: first commit
-    /// whose output differs from the good one's.
+    /// fault: first commit with the fault (--good older, --bad newer); fix: first commit
+    /// without it (--bad older and faulty, --good newer and fixed); perf: first commit
+    /// measurably slower than the old endpoint (--good older, --bad newer); speedup: first
+    /// commit measurably faster than the old endpoint (--bad older and slow, --good newer
+    /// and fast); output: first commit whose output differs from the old endpoint's.
+    /// --old/--new name the older/newer endpoint in every mode.
     #[arg(long)]
     pub mode: Option<String>,
     /// Time limit of one run, seconds.
@@ -57,6 +73,59 @@ pub struct Args {
     /// Wrap runs in compute-sanitizer (fault and fix modes).
     #[arg(long)]
     pub sanitizer: bool,
+    /// Perf and speedup mode settings (boxed: they would make every `tessera` command
+    /// as large as this one).
+    #[command(flatten)]
+    pub measure: Box<MeasureArgs>,
+    /// State directory (default: <git dir>/tessera-bisect).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Worktree/build cache directory (default: <state dir>/worktrees).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Leave PATH out of every worktree (repeatable; a gitignore-style glob such as
+    /// 'models/*.gguf'), on top of the repository's own sparse-checkout patterns: for
+    /// mirrors and partial clones whose object store lacks those blobs.
+    #[arg(long, value_name = "PATH")]
+    pub exclude: Vec<String>,
+    /// Build cache across steps: auto (ccache when installed, else reuse), ccache (cmake
+    /// builds get it as compiler launcher), reuse (one shared worktree, incremental
+    /// builds; the old endpoint keeps its own), none.
+    #[arg(long)]
+    pub build_cache: Option<String>,
+    /// Parallel build jobs, exported as JOBS and CMAKE_BUILD_PARALLEL_LEVEL (default: the
+    /// number of CPUs, unless those are set).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Stop before a step that would end after this much time (e.g. 45m, 2h, 1h30m),
+    /// reporting the range that is left; continue with --resume.
+    #[arg(long)]
+    pub budget: Option<String>,
+    /// Continue the bisection saved in the state directory.
+    #[arg(long, conflicts_with_all = ["good", "bad", "old", "new", "build", "run", "mode", "replay"])]
+    pub resume: bool,
+    /// Re-apply the verdicts of a log (`tessera bisect log --json` or a state.json).
+    #[arg(long)]
+    pub replay: Option<PathBuf>,
+    /// Stop after this many tests, reporting the range that is left (state is kept;
+    /// continue with --resume).
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    /// Also write the result as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Result format on stdout: md or json.
+    #[arg(long, default_value = "md")]
+    pub format: String,
+    /// Sample one run of every step with perf_event; its top symbols go into the step and
+    /// its log line, folded stacks and a flamegraph into <state dir>/profiles/.
+    #[arg(long)]
+    pub profile: bool,
+}
+
+/// How perf and speedup steps are measured and judged, and how output mode compares.
+#[derive(clap::Args, Debug)]
+pub struct MeasureArgs {
     /// Perf metric: the test whose row to read (e.g. tg128), from tessera or llama-bench JSON.
     #[arg(long)]
     pub metric: Option<String>,
@@ -69,10 +138,10 @@ pub struct Args {
     /// Smaller metric values are better (default: larger, except *_ns fields).
     #[arg(long)]
     pub lower_is_better: bool,
-    /// Smallest regression that counts, in percent ("5%" or "5").
+    /// Smallest regression (perf) or speedup (speedup mode) that counts, in percent ("5%" or "5").
     #[arg(long, default_value = "5%")]
     pub threshold: String,
-    /// Runs per side (baseline and commit) in a perf step.
+    /// Runs per side (baseline and commit) in a perf or speedup step.
     #[arg(long, default_value_t = 5)]
     pub repeat: usize,
     /// Most runs per side when a perf step is ambiguous (default 4 x --repeat).
@@ -94,27 +163,6 @@ pub struct Args {
     /// Compare this file (relative to the worktree) instead of stdout in output mode.
     #[arg(long)]
     pub output_file: Option<PathBuf>,
-    /// State directory (default: <git dir>/tessera-bisect).
-    #[arg(long)]
-    pub state_dir: Option<PathBuf>,
-    /// Worktree/build cache directory (default: <state dir>/worktrees).
-    #[arg(long)]
-    pub cache_dir: Option<PathBuf>,
-    /// Continue the bisection saved in the state directory.
-    #[arg(long, conflicts_with_all = ["good", "bad", "build", "run", "mode", "replay"])]
-    pub resume: bool,
-    /// Re-apply the verdicts of a log (`tessera bisect log --json` or a state.json).
-    #[arg(long)]
-    pub replay: Option<PathBuf>,
-    /// Stop after this many tests (state is kept; continue with --resume).
-    #[arg(long)]
-    pub max_steps: Option<usize>,
-    /// Also write the result as JSON to this file.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-    /// Result format on stdout: md or json.
-    #[arg(long, default_value = "md")]
-    pub format: String,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -164,6 +212,8 @@ pub struct Config {
     pub max_steps: Option<usize>,
     pub json: Option<PathBuf>,
     pub format: Format,
+    /// `--budget`, seconds.
+    pub budget: Option<f64>,
     /// Compiled `--fault`.
     pub fault: Option<Regex>,
     pub metric: Option<MetricSource>,
@@ -178,7 +228,7 @@ pub enum Outcome {
     Found(BisectResult),
     /// Skipped commits border the answer: a range.
     Ambiguous(BisectResult),
-    /// Stopped by --max-steps.
+    /// Stopped by --max-steps or --budget, with the range that is left.
     Stopped(BisectResult),
 }
 
@@ -188,6 +238,62 @@ impl Outcome {
             Outcome::Found(r) | Outcome::Ambiguous(r) | Outcome::Stopped(r) => r,
         }
     }
+}
+
+/// The endpoints of a fresh bisection, from --good/--bad or --old/--new.
+struct Endpoints {
+    good: String,
+    bad: String,
+    good_flag: &'static str,
+    bad_flag: &'static str,
+}
+
+/// Reads the endpoints: --old names the older one in every mode, which is --good in fault,
+/// perf and output mode and --bad in fix and speedup mode; --new the newer one.
+fn endpoints(a: &Args, mode: Mode) -> Result<Endpoints> {
+    let new_is_good = mode.new_is_good();
+    let (old_classic, new_classic, old_name, new_name) = if new_is_good {
+        (&a.bad, &a.good, "--bad", "--good")
+    } else {
+        (&a.good, &a.bad, "--good", "--bad")
+    };
+    let pick = |neutral: &Option<String>,
+                classic: &Option<String>,
+                nflag: &'static str,
+                cflag: &'static str,
+                which: &str|
+     -> Result<(String, &'static str)> {
+        match (neutral, classic) {
+            (Some(_), Some(_)) => bail!(
+                "{nflag} and {cflag} both name the {which} revision in --mode {}; give one of them",
+                mode.as_str()
+            ),
+            (Some(r), None) => Ok((r.clone(), nflag)),
+            (None, Some(r)) => Ok((r.clone(), cflag)),
+            (None, None) => bail!(
+                "{cflag}: missing; name the {which} revision with {cflag} or {nflag} in --mode {} \
+                 (or use --resume)",
+                mode.as_str()
+            ),
+        }
+    };
+    let (old, old_flag) = pick(&a.old, old_classic, "--old", old_name, "older")?;
+    let (new, new_flag) = pick(&a.new, new_classic, "--new", new_name, "newer")?;
+    Ok(if new_is_good {
+        Endpoints {
+            good: new,
+            bad: old,
+            good_flag: new_flag,
+            bad_flag: old_flag,
+        }
+    } else {
+        Endpoints {
+            good: old,
+            bad: new,
+            good_flag: old_flag,
+            bad_flag: new_flag,
+        }
+    })
 }
 
 /// Default state dir of a repository.
@@ -228,7 +334,20 @@ impl Config {
                     state_dir.display()
                 );
             }
-            let state = State::load(&path)?;
+            let mut state = State::load(&path)?;
+            let spec = &mut state.spec;
+            spec.profile |= a.profile;
+            for e in &a.exclude {
+                if !spec.exclude.contains(e) {
+                    spec.exclude.push(e.clone());
+                }
+            }
+            if let Some(j) = a.jobs {
+                spec.jobs = Some(j);
+            }
+            if let Some(c) = &a.build_cache {
+                spec.build_cache = c.parse().map_err(|e| anyhow!("--build-cache: {e}"))?;
+            }
             (state.spec, None)
         } else {
             (Self::spec_from_args(a, &state_dir)?, None::<State>)
@@ -241,24 +360,18 @@ impl Config {
     }
 
     fn spec_from_args(a: &Args, state_dir: &Path) -> Result<Spec> {
-        let good = a
-            .good
-            .clone()
-            .ok_or_else(|| anyhow!("--good: missing; name a good revision (or use --resume)"))?;
-        let bad = a
-            .bad
-            .clone()
-            .ok_or_else(|| anyhow!("--bad: missing; name a bad revision (or use --resume)"))?;
-        let run = a
-            .run
-            .clone()
-            .ok_or_else(|| anyhow!("--run: missing; give the command that tests a commit"))?;
         let mode: Mode = match &a.mode {
             Some(m) => m.parse().map_err(|e| anyhow!("--mode: {e}"))?,
             None => Mode::Fault,
         };
-        let stat: StatTest = a.stat.parse().map_err(|e| anyhow!("--stat: {e}"))?;
-        let threshold = parse_threshold(&a.threshold)?;
+        let ends = endpoints(a, mode)?;
+        let m = &a.measure;
+        let run = a
+            .run
+            .clone()
+            .ok_or_else(|| anyhow!("--run: missing; give the command that tests a commit"))?;
+        let stat: StatTest = m.stat.parse().map_err(|e| anyhow!("--stat: {e}"))?;
+        let threshold = parse_threshold(&m.threshold)?;
         // Absolute paths, so that `--resume` works from any directory.
         let repo = std::fs::canonicalize(&a.repo)
             .map_err(|e| anyhow!("--repo: '{}': {e}", a.repo.display()))?;
@@ -273,11 +386,20 @@ impl Config {
                 .context("reading the current directory")?
                 .join(cache_dir)
         };
-        let lower_is_better = a.lower_is_better || a.metric_field.ends_with("_ns");
+        let lower_is_better = m.lower_is_better || m.metric_field.ends_with("_ns");
+        let build_cache = match &a.build_cache {
+            Some(c) => c.parse().map_err(|e| anyhow!("--build-cache: {e}"))?,
+            None => BuildCache::Auto,
+        };
         Ok(Spec {
             repo,
-            good,
-            bad,
+            good: ends.good,
+            bad: ends.bad,
+            good_flag: ends.good_flag.into(),
+            bad_flag: ends.bad_flag.into(),
+            exclude: a.exclude.clone(),
+            build_cache,
+            jobs: a.jobs,
             build: a.build.clone().filter(|b| !b.trim().is_empty()),
             run,
             mode,
@@ -286,19 +408,20 @@ impl Config {
             all_parents: a.all_parents,
             fault: a.fault.clone(),
             sanitizer: a.sanitizer,
-            metric: a.metric.clone(),
-            metric_field: a.metric_field.clone(),
-            metric_regex: a.metric_regex.clone(),
+            metric: m.metric.clone(),
+            metric_field: m.metric_field.clone(),
+            metric_regex: m.metric_regex.clone(),
             lower_is_better,
             threshold,
-            repeat: a.repeat,
-            max_repeat: a.max_repeat.unwrap_or(a.repeat.saturating_mul(4)),
-            alpha: a.alpha,
+            repeat: m.repeat,
+            max_repeat: m.max_repeat.unwrap_or(m.repeat.saturating_mul(4)),
+            alpha: m.alpha,
             stat,
-            compare: a.compare.clone(),
-            tolerance: a.tolerance,
-            output_file: a.output_file.clone(),
+            compare: m.compare.clone(),
+            tolerance: m.tolerance,
+            output_file: m.output_file.clone(),
             cache_dir,
+            profile: a.profile,
         })
     }
 
@@ -318,12 +441,23 @@ impl Config {
                 bail!("{flag}: {v} is not valid; give a positive number of seconds");
             }
         }
-        if spec.repeat < 2 && spec.mode == Mode::Perf {
+        if spec.repeat < 2 && spec.mode.is_perf() {
             bail!(
-                "--repeat: {} is not valid in perf mode; give at least 2",
-                spec.repeat
+                "--repeat: {} is not valid in {} mode; give at least 2",
+                spec.repeat,
+                spec.mode.as_str()
             );
         }
+        for e in &spec.exclude {
+            check_exclude(e).map_err(|why| anyhow!("--exclude: {why}"))?;
+        }
+        if spec.jobs == Some(0) {
+            bail!("--jobs: 0 is not valid; give at least 1");
+        }
+        let budget = match &a.budget {
+            Some(b) => Some(parse_budget(b).map_err(|e| anyhow!("--budget: {e}"))?),
+            None => None,
+        };
         if spec.max_repeat < spec.repeat {
             bail!(
                 "--max-repeat: {} is smaller than --repeat {}",
@@ -355,7 +489,7 @@ impl Config {
         if fault.is_some() && !matches!(spec.mode, Mode::Fault | Mode::Fix) {
             bail!("--fault: only meaningful with --mode fault or fix");
         }
-        let metric = if spec.mode == Mode::Perf {
+        let metric = if spec.mode.is_perf() {
             Some(match (&spec.metric_regex, &spec.metric) {
                 (Some(r), _) => MetricSource::Regex(
                     Regex::new(r)
@@ -366,7 +500,8 @@ impl Config {
                     field: spec.metric_field.clone(),
                 },
                 (None, None) => bail!(
-                    "--metric: missing; --mode perf needs --metric TEST (e.g. tg128) or --metric-regex"
+                    "--metric: missing; --mode {} needs --metric TEST (e.g. tg128) or --metric-regex",
+                    spec.mode.as_str()
                 ),
             })
         } else {
@@ -406,6 +541,7 @@ impl Config {
             max_steps: a.max_steps,
             json: a.json.clone(),
             format,
+            budget,
             fault,
             metric,
             compare,
@@ -487,11 +623,16 @@ fn reset(r: &ResetArgs) -> Result<bool> {
         eprintln!("removed {}", path.display());
     }
     if r.worktrees {
-        let n = Repo::open(&r.repo)?.remove_worktrees()?;
+        let repo = Repo::open(&r.repo)?;
+        let repo_dir = std::fs::canonicalize(&r.repo)
+            .map_err(|e| anyhow!("--repo: '{}': {e}", r.repo.display()))?;
+        let n = Worktrees::remove_all(&repo, &repo_dir, &cache_dir);
+        let _ = std::fs::remove_dir_all(cache_dir.join("ccache"));
         // Build records describe builds that are gone now.
         if let Ok(entries) = std::fs::read_dir(&cache_dir) {
             for e in entries.flatten() {
-                if e.file_name().to_string_lossy().ends_with(".build.json") {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.ends_with(".build.json") || name.ends_with(".checkout") {
                     let _ = std::fs::remove_file(e.path());
                 }
             }

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod bisect;
 pub mod compare;
+pub mod explain;
 pub mod generate;
 pub mod history;
 pub mod kernels;

@@ -3,6 +3,7 @@
 //! table, failures, thread-scaling lines per ISA, tile heatmaps, and optionally a
 //! comparison with a baseline run.
 
+use crate::export::md_escape;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs;
@@ -202,6 +203,8 @@ pub fn write_report(
         }
     }
 
+    per_op_blocks(&run, &out, &mut blocks, &mut charts)?;
+
     let markdown = out.join("report.md");
     fs::write(&markdown, to_markdown(&blocks))
         .with_context(|| format!("writing '{}'", markdown.display()))?;
@@ -214,6 +217,118 @@ pub fn write_report(
         charts,
         regressed,
     })
+}
+
+/// "Where the time goes": per test, the fastest and the slowest configuration's time per
+/// token by op (or by symbol, for profiled engines), the difference explained, a stacked
+/// chart of both, and each one's kernel table. Rows without per-op times or profiles
+/// (llama-bench without `--profile`, older runs) add nothing.
+fn per_op_blocks(
+    run: &Run,
+    out: &Path,
+    blocks: &mut Vec<Block>,
+    charts: &mut Vec<PathBuf>,
+) -> Result<()> {
+    use crate::explain::report::{best_and_worst, kernel_lines, test_verdict};
+    let tests = best_and_worst(run, &row_labels(run));
+    if tests.is_empty() {
+        return Ok(());
+    }
+    blocks.push(Block::Heading("Where the time goes".into()));
+    blocks.push(Block::Para(
+        "Per test, the fastest and the slowest configuration: time per token by op (the \
+         built-in engine's per-op timers) or by symbol (sampled profiles). `tessera explain` \
+         gives the same split for any two configurations, with roof %."
+            .into(),
+    ));
+    let ms = |v: f64| format!("{v:.4}");
+    for t in &tests {
+        let e = &t.explained;
+        blocks.push(Block::Para(format!("**{}**", test_verdict(t))));
+        let rows = e
+            .lines
+            .iter()
+            .map(|l| {
+                let kernel = |p: Option<&crate::explain::Part>| {
+                    p.and_then(|p| p.main_kernel())
+                        .map_or("-".to_string(), |k| k.0.clone())
+                };
+                vec![
+                    l.name.clone(),
+                    ms(l.base_ms),
+                    ms(l.cand_ms),
+                    format!("{:+.4}", l.delta_ms),
+                    if e.gap_ms != 0.0 {
+                        format!("{:.1}%", 100.0 * l.share)
+                    } else {
+                        "-".into()
+                    },
+                    kernel(l.base.as_ref()),
+                    kernel(l.cand.as_ref()),
+                ]
+            })
+            .collect();
+        blocks.push(Block::Table {
+            header: vec![
+                "op".into(),
+                format!("fastest ({}) ms/token", t.best_label),
+                format!("slowest ({}) ms/token", t.worst_label),
+                "Δ ms/token".into(),
+                "share of gap".into(),
+                "fastest's kernel".into(),
+                "slowest's kernel".into(),
+            ],
+            numeric: vec![false, true, true, true, true, false, false],
+            rows,
+        });
+        for (name, side) in [("fastest", &e.base), ("slowest", &e.cand)] {
+            if name == "slowest" && t.best_label == t.worst_label {
+                break;
+            }
+            let label = if name == "fastest" {
+                &t.best_label
+            } else {
+                &t.worst_label
+            };
+            let rows = kernel_lines(side)
+                .into_iter()
+                .map(|k| {
+                    let rate = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}"));
+                    vec![
+                        k.op,
+                        k.kernel,
+                        k.isa,
+                        k.calls.to_string(),
+                        ms(k.ms_per_token),
+                        format!("{:.1}%", 100.0 * k.share),
+                        rate(k.gflops),
+                        rate(k.gbps),
+                    ]
+                })
+                .collect();
+            blocks.push(Block::Para(format!(
+                "Kernels of the {name} configuration, {label}:"
+            )));
+            blocks.push(Block::Table {
+                header: [
+                    "op", "kernel", "isa", "calls", "ms/token", "share", "GFLOP/s", "GB/s",
+                ]
+                .map(String::from)
+                .to_vec(),
+                numeric: vec![false, false, false, true, true, true, true, true],
+                rows,
+            });
+        }
+    }
+    let explained: Vec<_> = tests.iter().map(|t| t.explained.clone()).collect();
+    let chart = crate::explain::render::chart(&explained, "fastest", "slowest");
+    let file = "charts/ops.png".to_string();
+    save_chart(&chart, out, &file, charts)?;
+    blocks.push(Block::Image {
+        title: "Time per token by op: fastest vs slowest configuration of each test".into(),
+        file,
+    });
+    Ok(())
 }
 
 fn save_chart(
@@ -534,10 +649,6 @@ pub fn heatmaps(run: &Run) -> Result<Vec<(String, Heatmap)>> {
     Ok(out)
 }
 
-fn md_cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
-}
-
 /// The report as markdown; images are linked by their relative path.
 pub fn to_markdown(blocks: &[Block]) -> String {
     let mut s = String::new();
@@ -562,7 +673,7 @@ pub fn to_markdown(blocks: &[Block]) -> String {
                     "| {} |",
                     header
                         .iter()
-                        .map(|h| md_cell(h))
+                        .map(|h| md_escape(h))
                         .collect::<Vec<_>>()
                         .join(" | ")
                 );
@@ -575,7 +686,10 @@ pub fn to_markdown(blocks: &[Block]) -> String {
                     let _ = writeln!(
                         s,
                         "| {} |",
-                        r.iter().map(|c| md_cell(c)).collect::<Vec<_>>().join(" | ")
+                        r.iter()
+                            .map(|c| md_escape(c))
+                            .collect::<Vec<_>>()
+                            .join(" | ")
                     );
                 }
                 s.push('\n');

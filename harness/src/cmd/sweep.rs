@@ -35,21 +35,28 @@ pub struct Args {
     /// Pinning (repeatable): none, compact, scatter, or a CPU list such as 0,2 or 0-3.
     #[arg(long = "pin")]
     pub pin: Vec<String>,
-    /// Prompt lengths of pp tests (comma list).
-    #[arg(long = "pp")]
+    /// Prompt lengths of pp tests (comma list); llama-bench's -p/--n-prompt.
+    #[arg(short = 'p', long = "pp", visible_alias = "n-prompt")]
     pub pp: Vec<String>,
-    /// Generation lengths of tg tests (comma list).
-    #[arg(long = "tg")]
+    /// Generation lengths of tg tests (comma list); llama-bench's -n/--n-gen.
+    #[arg(short = 'n', long = "tg", visible_alias = "n-gen")]
     pub tg: Vec<String>,
     /// A pp+tg test "PP,TG" (repeatable).
     #[arg(long = "pg")]
     pub pg: Vec<String>,
-    /// Micro-batch sizes (comma list).
-    #[arg(long = "ubatch")]
+    /// Micro-batch sizes (comma list); llama-bench's -ub/--ubatch-size.
+    #[arg(long = "ubatch", visible_alias = "ubatch-size")]
     pub ubatch: Vec<String>,
     /// KV cache types (comma list): f16, f32.
     #[arg(long = "kv-type")]
     pub kv_type: Vec<String>,
+    /// llama-bench's -ctk: a sweep runs K and V with one type, so -ctk and -ctv, when both
+    /// are given, must name the same types; either one sets --kv-type.
+    #[arg(long = "cache-type-k")]
+    pub cache_type_k: Vec<String>,
+    /// llama-bench's -ctv (see --cache-type-k).
+    #[arg(long = "cache-type-v")]
+    pub cache_type_v: Vec<String>,
     /// Child runs per point, each its own row.
     #[arg(long = "repeat")]
     pub repeat: Option<usize>,
@@ -65,6 +72,11 @@ pub struct Args {
     /// Counters: none, default, or a comma list.
     #[arg(long = "counters")]
     pub counters: Option<String>,
+    /// Sample every point with perf_event: top symbols in each row, folded stacks and a
+    /// flamegraph per point in RUN/profiles/ (the built-in engine: its timed repetitions;
+    /// other engines: the whole process).
+    #[arg(long = "profile")]
+    pub profile: bool,
     /// Root of run directories.
     #[arg(long = "out-dir", default_value = "results/runs")]
     pub out_dir: PathBuf,
@@ -123,8 +135,20 @@ fn axis_overrides(a: &Args, mut plan: Plan) -> Result<Plan> {
         plan.pg = a.pg.clone();
     }
     plan.ubatch = list_or("--ubatch", &a.ubatch, &plan.ubatch)?;
-    if !a.kv_type.is_empty() {
-        plan.kv_type = strings(&a.kv_type);
+    let (ctk, ctv) = (strings(&a.cache_type_k), strings(&a.cache_type_v));
+    if !ctk.is_empty() && !ctv.is_empty() && ctk != ctv {
+        bail!(
+            "-ctk {} and -ctv {} differ: a sweep runs K and V with one cache type; give the same list to both, or --kv-type",
+            ctk.join(","),
+            ctv.join(",")
+        );
+    }
+    let kv = [strings(&a.kv_type), ctk, ctv]
+        .into_iter()
+        .find(|v| !v.is_empty())
+        .unwrap_or_default();
+    if !kv.is_empty() {
+        plan.kv_type = kv;
     }
     plan.repeat = a.repeat.unwrap_or(plan.repeat);
     plan.warmup = a.warmup.unwrap_or(plan.warmup);
@@ -133,6 +157,7 @@ fn axis_overrides(a: &Args, mut plan: Plan) -> Result<Plan> {
     if let Some(c) = &a.counters {
         plan.counters = c.clone();
     }
+    plan.profile |= a.profile;
     Ok(plan)
 }
 
@@ -149,7 +174,9 @@ fn has_axis_flags(a: &Args) -> bool {
             && a.tg.is_empty()
             && a.pg.is_empty()
             && a.ubatch.is_empty()
-            && a.kv_type.is_empty())
+            && a.kv_type.is_empty()
+            && a.cache_type_k.is_empty()
+            && a.cache_type_v.is_empty())
 }
 
 /// Reads a run directory's manifest.
@@ -183,6 +210,7 @@ impl Config {
             let mut plan = m.plan.clone();
             // Only settings that do not change points may differ on resume.
             plan.timeout = a.timeout.unwrap_or(plan.timeout);
+            plan.profile |= a.profile;
             let (engines, counters) = sweep::validate(&plan)?;
             return Ok(Config {
                 plan,

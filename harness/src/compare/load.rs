@@ -147,6 +147,43 @@ fn merge(mut group: Vec<LoadedRow>) -> LoadedRow {
     }
     out.row.samples_ts = samples_ts;
     out.row.samples_ns = samples_ns;
+    out.row.kernels_used = pool_kernels(&ok);
+    out
+}
+
+/// The kernel records of repeats, as one: the same kernel's calls, time and work summed
+/// (the samples are pooled the same way), a profile-inferred share averaged.
+fn pool_kernels(rows: &[&LoadedRow]) -> Vec<crate::results::KernelUse> {
+    let mut out: Vec<crate::results::KernelUse> = Vec::new();
+    let mut shares: Vec<(f64, usize)> = Vec::new();
+    for k in rows.iter().flat_map(|r| &r.row.kernels_used) {
+        let same = |u: &crate::results::KernelUse| {
+            (&u.op, &u.isa, &u.kernel, &u.tile, &u.source)
+                == (&k.op, &k.isa, &k.kernel, &k.tile, &k.source)
+        };
+        match out.iter().position(same) {
+            Some(i) => {
+                let u = &mut out[i];
+                u.calls += k.calls;
+                u.ns += k.ns;
+                u.flop += k.flop;
+                u.bytes += k.bytes;
+                if let Some(s) = k.share {
+                    shares[i].0 += s;
+                    shares[i].1 += 1;
+                }
+            }
+            None => {
+                out.push(k.clone());
+                shares.push((k.share.unwrap_or(0.0), usize::from(k.share.is_some())));
+            }
+        }
+    }
+    for (u, (sum, n)) in out.iter_mut().zip(shares) {
+        if n > 0 {
+            u.share = Some(sum / n as f64);
+        }
+    }
     out
 }
 
@@ -300,6 +337,24 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].row.status, Status::Fault);
         assert_eq!(rows[0].row.samples_ts, vec![10.0, 12.0]);
+    }
+
+    #[test]
+    fn pooled_repeats_sum_their_kernel_records() {
+        let line = |ns: u64, share: f64| {
+            format!(
+                r#"{{"n_threads": 2, "n_prompt": 0, "n_gen": 16, "avg_ns": 1, "avg_ts": 1.0, "samples_ts": [1.0], "kernels_used": [{{"op": "ffn_up", "isa": "avx2", "kernel": "gemv_q4_0_q8_0", "tile": "", "calls": 8, "ns": {ns}, "flop": 100, "bytes": 10}}, {{"op": "mul_mat", "isa": "", "kernel": "ggml-repack", "tile": "", "calls": 0, "source": "profile", "share": {share}}}]}}"#
+            )
+        };
+        let text = [line(300, 0.5), line(500, 0.7)].join("\n");
+        let rows = pool_repeats(parse_rows(&text, Path::new("r.jsonl")).unwrap().0);
+        let k = &rows[0].row.kernels_used;
+        assert_eq!(k.len(), 2, "{k:?}");
+        assert_eq!(
+            (k[0].calls, k[0].ns, k[0].flop, k[0].bytes),
+            (16, 800, 200, 20)
+        );
+        assert!((k[1].share.unwrap() - 0.6).abs() < 1e-12);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Prints a [`Comparison`] as a markdown table (for people and PR comments), JSON (the
 //! whole structure, for tools) or CSV (one record per line, unmatched rows included).
 
+use crate::export::md_escape;
 use std::fmt::Write as _;
 
 use anyhow::Result;
@@ -13,10 +14,6 @@ pub fn pct(v: Option<f64>) -> String {
         Some(v) if v.is_finite() => format!("{v:+.2}%"),
         _ => "-".to_string(),
     }
-}
-
-fn md_escape(s: &str) -> String {
-    s.replace('|', "\\|")
 }
 
 /// The markdown report: the table, a summary line, and unmatched rows.

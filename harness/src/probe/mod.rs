@@ -9,6 +9,7 @@
 
 pub mod gpu;
 pub mod measure;
+pub mod roofline;
 
 use std::path::Path;
 
@@ -80,6 +81,10 @@ pub struct Measured {
     pub array_bytes: u64,
     pub bandwidth: Vec<measure::Bandwidth>,
     pub peak: Option<measure::Peak>,
+    /// Read bandwidth per cache level and peak rates per ISA (absent in files written
+    /// before it existed; [`cached`] then measures it).
+    #[serde(default)]
+    pub roofline: Option<roofline::Roofline>,
 }
 
 /// Everything `tessera probe` reports.
@@ -200,7 +205,8 @@ fn parse_size(s: &str) -> Option<u64> {
     num.parse::<u64>().ok().map(|n| n * mul)
 }
 
-fn caches() -> Vec<CacheLevel> {
+/// The caches of CPU 0, from sysfs.
+pub fn caches() -> Vec<CacheLevel> {
     let mut out = Vec::new();
     for i in 0..16 {
         let base = format!("/sys/devices/system/cpu/cpu0/cache/index{i}");
@@ -333,26 +339,44 @@ pub fn probe(opts: Option<MeasureOpts>) -> Probe {
             array_bytes: o.array_bytes,
             bandwidth: measure::bandwidth((o.array_bytes / 8) as usize, o.passes, &steps),
             peak: Some(measure::peak(o.max_threads, o.peak_scale)),
+            roofline: Some(measure_roofline(&p, o)),
         });
     }
     p
 }
 
+/// The roofline of the machine `p` describes, with `o.max_threads` as "all threads".
+pub fn measure_roofline(p: &Probe, o: MeasureOpts) -> roofline::Roofline {
+    roofline::measure(
+        &p.caches,
+        &roofline::RooflineOpts::default_for(&p.caches, o.max_threads),
+    )
+}
+
 /// The probe cached in `dir/probe.json`, measuring and writing it when absent or when it
-/// belongs to another machine (a resumed run on a different host).
+/// belongs to another machine (a resumed run on a different host). A file from before the
+/// roofline existed keeps its other measurements and gains a measured roofline.
 pub fn cached(dir: &Path, opts: MeasureOpts) -> Result<Probe> {
     let path = dir.join("probe.json");
     let current = describe();
+    let write = |p: &Probe| -> Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let text = serde_json::to_string_pretty(p)?;
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+    };
     if let Ok(text) = std::fs::read_to_string(&path)
-        && let Ok(p) = serde_json::from_str::<Probe>(&text)
+        && let Ok(mut p) = serde_json::from_str::<Probe>(&text)
         && p.fingerprint == current.fingerprint
-        && p.measured.is_some()
+        && let Some(m) = &mut p.measured
     {
+        if m.roofline.is_none() {
+            m.roofline = Some(measure_roofline(&current, opts));
+            write(&p)?;
+        }
         return Ok(p);
     }
     let p = probe(Some(opts));
-    let text = serde_json::to_string_pretty(&p)?;
-    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    write(&p)?;
     Ok(p)
 }
 
@@ -444,6 +468,9 @@ pub fn table(p: &Probe) -> String {
                 pk.threads_all
             ));
         }
+        if let Some(r) = &m.roofline {
+            s.push_str(&roofline::table(r));
+        }
     }
     s
 }
@@ -497,6 +524,99 @@ mod tests {
         b.cpu.flags.push("amx_tile".into());
         assert_ne!(fingerprint_id(&b), a.fingerprint);
         assert_eq!(describe().fingerprint, a.fingerprint, "not stable");
+    }
+
+    /// A probe.json as tessera wrote it before the roofline existed (abridged).
+    const OLD_PROBE: &str = r#"{
+        "fingerprint": "0123456789abcdef",
+        "cpu": {"model_name": "AMD EPYC", "vendor": "AuthenticAMD", "family": 25, "model": 17,
+                "stepping": 1, "flags": ["avx2"], "logical_cpus": 2, "cores": 2, "sockets": 1,
+                "threads_per_core": 1},
+        "caches": [{"level": 1, "kind": "Data", "size_bytes": 32768, "shared_cpus": "0"}],
+        "numa": [], "kernel": "6.1", "governor": null,
+        "perf": {"hardware": false, "software": true, "reason": "no PMU", "paranoid": 2},
+        "tessera_build": "abc",
+        "measured": {"array_bytes": 134217728,
+                     "bandwidth": [{"threads": 1, "read_gbps": 20.5, "copy_gbps": 18.0,
+                                    "triad_gbps": 19.0}],
+                     "peak": {"variant": "avx512", "int8_gops_1": 300.0, "int8_gops_all": 600.0,
+                              "f32_gflops_1": 100.0, "f32_gflops_all": 200.0, "threads_all": 2}}
+    }"#;
+
+    fn a_roofline() -> roofline::Roofline {
+        roofline::Roofline {
+            levels: vec![roofline::Level {
+                name: "DRAM".into(),
+                max_bytes: u64::MAX,
+                read_gbps_1: 20.0,
+                read_gbps_all: 30.0,
+                max_bytes_all: u64::MAX,
+                min_bytes: 64 << 20,
+                min_bytes_all: 64 << 20,
+            }],
+            peaks: vec![roofline::IsaPeak {
+                isa: "scalar".into(),
+                int8_gops_1: 10.0,
+                int8_gops_all: 20.0,
+                f32_gflops_1: 5.0,
+                f32_gflops_all: 10.0,
+            }],
+            threads_all: 2,
+            skipped: vec![roofline::Skipped {
+                isa: "amx".into(),
+                reason: "CPU lacks AMX".into(),
+            }],
+            read_isa: "avx512".into(),
+            curve_1: vec![measure::CurvePoint {
+                bytes: 64 << 20,
+                gbps: 20.0,
+            }],
+            curve_all: vec![],
+        }
+    }
+
+    #[test]
+    fn old_probe_files_parse_without_a_roofline_and_new_ones_round_trip() {
+        let old: Probe = serde_json::from_str(OLD_PROBE).unwrap();
+        let m = old.measured.as_ref().unwrap();
+        assert_eq!(m.roofline, None);
+        assert_eq!(m.bandwidth[0].read_gbps, 20.5);
+        let mut new = old.clone();
+        new.measured.as_mut().unwrap().roofline = Some(a_roofline());
+        let text = serde_json::to_string_pretty(&new).unwrap();
+        assert!(text.contains("\"roofline\""), "{text}");
+        // u64::MAX (DRAM's boundary) survives JSON.
+        assert!(text.contains("18446744073709551615"), "{text}");
+        let back: Probe = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, new);
+        assert_ne!(back, old);
+    }
+
+    #[test]
+    fn cached_keeps_a_roofline_and_fills_in_a_missing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("probe.json");
+        let here = describe();
+        let opts = MeasureOpts::default_for(&here);
+        // A file of this machine with a roofline: returned as it is, nothing measured.
+        let mut p: Probe = serde_json::from_str(OLD_PROBE).unwrap();
+        p.fingerprint = here.fingerprint.clone();
+        p.measured.as_mut().unwrap().roofline = Some(a_roofline());
+        std::fs::write(&path, serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(cached(dir.path(), opts).unwrap(), p);
+        // The same file from before the roofline: its bandwidth stays, a roofline is
+        // measured and written back.
+        p.measured.as_mut().unwrap().roofline = None;
+        std::fs::write(&path, serde_json::to_string(&p).unwrap()).unwrap();
+        let got = cached(dir.path(), opts).unwrap();
+        let m = got.measured.as_ref().unwrap();
+        assert_eq!(m.bandwidth, p.measured.as_ref().unwrap().bandwidth);
+        let r = m.roofline.as_ref().expect("measured");
+        assert_eq!(r.levels.last().map(|l| l.name.as_str()), Some("DRAM"));
+        assert_eq!(r.threads_all, opts.max_threads);
+        let on_disk: Probe =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(on_disk, got);
     }
 
     #[test]

@@ -4,6 +4,9 @@
 //! The child gets its own process group, so a timeout kills everything it started (a
 //! shell script's `sleep`, llama-bench under numactl), and so do orphans left after a
 //! normal exit — otherwise they would hold the pipes open and the sweep would hang.
+//!
+//! With `--profile` the child is also sampled (crate::profile) from its exec to its exit,
+//! with every thread and process it starts.
 
 use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -11,6 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::counters::{CounterSet, Scope};
+use crate::profile::{self, Recording};
 use crate::results::CounterValue;
 
 /// Most stdout kept (rows are small; garbage can be large).
@@ -29,6 +33,8 @@ pub struct ChildResult {
     pub elapsed: Duration,
     /// Counters over the whole child, when requested.
     pub counters: Option<std::collections::BTreeMap<String, CounterValue>>,
+    /// The sampled profile of the whole child, or why there is none, when requested.
+    pub profile: Option<Result<Recording, String>>,
 }
 
 fn reader<R: Read + Send + 'static>(mut r: R, keep_tail: bool) -> std::thread::JoinHandle<Vec<u8>> {
@@ -71,6 +77,17 @@ pub fn run(
     timeout: Duration,
     counters: &[String],
 ) -> std::io::Result<ChildResult> {
+    run_profiled(cmd, timeout, counters, None)
+}
+
+/// [`run`], and with `profile` also samples the child from its exec to its exit. A profile
+/// that cannot be taken is `Some(Err(reason))`; the child runs all the same.
+pub fn run_profiled(
+    cmd: &mut Command,
+    timeout: Duration,
+    counters: &[String],
+    profile: Option<&profile::Settings>,
+) -> std::io::Result<ChildResult> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -78,6 +95,8 @@ pub fn run(
     // Opened on this thread right before the spawn: the child inherits them disabled and
     // its exec enables them (FACTS.md: perf-event2 child counting).
     let mut set = (!counters.is_empty()).then(|| CounterSet::open(counters, Scope::Child));
+    // The same for the sampling events (crate::profile::Target::Child).
+    let session = profile.map(|s| profile::Session::start(s, profile::Target::Child));
     let t0 = Instant::now();
     let mut child = cmd.spawn()?;
     let pid = child.id() as i32;
@@ -113,6 +132,7 @@ pub fn run(
     let status = child.wait()?;
     let elapsed = t0.elapsed();
     let counters = set.as_mut().map(|s| s.read());
+    let profile = session.map(|s| s.map(profile::Session::finish));
     let stdout = out.join().unwrap_or_default();
     let stderr = err.join().unwrap_or_default();
     Ok(ChildResult {
@@ -123,6 +143,7 @@ pub fn run(
         stderr_tail: tail(&stderr),
         elapsed,
         counters,
+        profile,
     })
 }
 

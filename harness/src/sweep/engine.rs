@@ -49,6 +49,10 @@ pub struct RunSettings<'a> {
     pub reps: usize,
     pub counters: &'a [String],
     pub repeat: usize,
+    /// `--profile`: the run directory and the profile's file name in it. The built-in
+    /// engine samples its own timed repetitions and writes there; external engines are
+    /// sampled by the sweep (see [`Engine::command`]).
+    pub profile: Option<(&'a std::path::Path, &'a str)>,
 }
 
 /// The CPUs `numactl --physcpubind` gets for an external engine, or None.
@@ -118,8 +122,8 @@ pub fn substitute(template: &str, p: &Point, s: &RunSettings) -> Result<String> 
 }
 
 impl Engine {
-    /// The command for one point, and whether the sweep itself must count the child
-    /// (external engines; the built-in engine counts its timed region itself).
+    /// The command for one point, and whether the sweep itself must count and sample the
+    /// child (external engines; the built-in engine measures its timed region itself).
     pub fn command(&self, p: &Point, s: &RunSettings) -> Result<(Command, bool)> {
         let test_args = |pg_flag: &str| -> Vec<String> {
             let t = p.test;
@@ -172,6 +176,12 @@ impl Engine {
                     s.counters.join(",")
                 };
                 c.args(["--counters", &counters]);
+                if let Some((dir, name)) = s.profile {
+                    c.arg("--profile")
+                        .arg("--profile-dir")
+                        .arg(dir)
+                        .args(["--profile-name", name]);
+                }
                 if p.backend != "cpu" {
                     // The sweep already isolates each point in a child: no second level.
                     c.args(["--backend", &p.backend])
@@ -313,6 +323,7 @@ mod tests {
             reps: 3,
             counters: &[],
             repeat: 0,
+            profile: None,
         };
         let (c, count) = Engine::LlamaBench("/lb".into())
             .command(&point(), &s)
@@ -343,6 +354,7 @@ mod tests {
             reps: 2,
             counters: &names,
             repeat: 0,
+            profile: Some((std::path::Path::new("runs/r1"), "profiles/k-0")),
         };
         let (c, count) = Engine::Builtin.command(&point(), &s).unwrap();
         assert!(!count);
@@ -352,6 +364,10 @@ mod tests {
             "{a}"
         );
         assert!(a.contains("--counters task-clock"), "{a}");
+        assert!(
+            a.contains("--profile --profile-dir runs/r1 --profile-name profiles/k-0"),
+            "{a}"
+        );
         assert!(a.ends_with("-p 0 -n 0 --pg 512,128"), "{a}");
         assert!(!a.contains("--backend"), "{a}");
         let cuda = Point {
@@ -372,6 +388,7 @@ mod tests {
             reps: 5,
             counters: &[],
             repeat: 2,
+            profile: None,
         };
         let out = substitute(
             "run {model} -t {threads} -p {n_prompt} -n {n_gen} {test} r{repeat} {unknown}",

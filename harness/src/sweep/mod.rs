@@ -432,24 +432,42 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<bool> {
                     reps: cfg.plan.reps,
                     counters: &[],
                     repeat: w,
+                    profile: None,
                 };
                 if let Ok((mut c, _)) = engine.command(&u.point, &s) {
                     let _ = child::run(&mut c, timeout, &[]);
                 }
             }
         }
+        let profile_name = format!("profiles/{}-{}", u.key, u.repeat);
         let s = RunSettings {
             reps: cfg.plan.reps,
             counters: &cfg.counters,
             repeat: u.repeat,
+            profile: cfg
+                .plan
+                .profile
+                .then_some((cfg.dir.as_path(), profile_name.as_str())),
         };
         let rows = match engine.command(&u.point, &s) {
             Ok((mut c, count_child)) => {
                 let counters: &[String] = if count_child { &cfg.counters } else { &[] };
+                // The built-in engine samples its own timed repetitions; an external
+                // engine is sampled here, whole, from its exec to its exit.
+                let sampling = crate::profile::Settings::default();
+                let sample = (!u.point.is_builtin() && cfg.plan.profile).then_some(&sampling);
                 let program = c.get_program().to_string_lossy().into_owned();
-                let outcome = child::run(&mut c, timeout, counters)
+                let mut outcome = child::run_profiled(&mut c, timeout, counters, sample)
                     .map_err(|e| std::io::Error::new(e.kind(), format!("'{program}': {e}")));
-                rows_for(u, cfg, &probe.fingerprint, &peaks, outcome)
+                let recording = outcome.as_mut().ok().and_then(|r| r.profile.take());
+                let mut rows = rows_for(u, cfg, &probe.fingerprint, &peaks, outcome);
+                if let Some(rec) = recording {
+                    let p = crate::profile::conclude(rec, &cfg.dir, &profile_name);
+                    for row in &mut rows {
+                        bar.suspend(|| crate::profile::apply(row, &p, true));
+                    }
+                }
+                rows
             }
             Err(e) => vec![BenchRow {
                 status: Status::Error,
@@ -458,10 +476,14 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<bool> {
             }],
         };
         for row in &rows {
-            for (name, v) in &row.counters {
-                if let (None, Some(why)) = (v.value, &v.reason) {
-                    bar.suspend(|| crate::counters::notice_once(name, why));
-                }
+            let missing = row
+                .counters
+                .iter()
+                .filter(|(_, v)| v.value.is_none())
+                .filter_map(|(n, v)| v.reason.as_deref().map(|why| (n.as_str(), why)));
+            bar.suspend(|| crate::counters::notice_missing(missing));
+            if let Some(why) = &row.profile_error {
+                bar.suspend(|| crate::profile::notice_once(why));
             }
             append(&mut file, row)?;
         }

@@ -50,6 +50,9 @@ pub struct Plan {
     pub backend: Vec<String>,
     /// GPU layers (`-ngl`) of the cuda backend points.
     pub ngl: Vec<usize>,
+    /// Sample every point (`--profile`): top symbols in the rows, folded stacks and
+    /// flamegraphs under `profiles/` in the run directory.
+    pub profile: bool,
 }
 
 impl Default for Plan {
@@ -77,6 +80,7 @@ impl Default for Plan {
             counters: "default".into(),
             backend: vec!["cpu".into()],
             ngl: vec![99],
+            profile: false,
         }
     }
 }

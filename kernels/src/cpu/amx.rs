@@ -758,9 +758,85 @@ fn products<U: TileUnit>(unit: &mut U, c: &mut [u8], mt: usize, nt: usize) {
     }
 }
 
+/// Multiply-adds in one round of [`tdpbssd_peak_loop`]: four `tdpbssd` on full tiles, each
+/// 16 rows × 16 columns × 64 bytes of K.
+pub const TDPBSSD_ROUND_MACS: u64 = 4 * 16 * 16 * 64;
+
+/// `rounds` rounds of four independent `tdpbssd` on full tiles (C tmm0..3 += A tmm4/5 · B
+/// tmm6/7, A and B all ones), returning the sum of the C tiles: the TMUL unit's peak int8 rate
+/// for a roofline, with no memory traffic inside the loop. `None` when this process may not
+/// use AMX tiles (see `x86::amx_status`).
+pub fn tdpbssd_peak_loop(rounds: usize) -> Option<i64> {
+    #[cfg(target_arch = "x86_64")]
+    if crate::cpu::x86::amx_status().is_ok() {
+        // SAFETY: the CPU has AMX-TILE/INT8, XCR0 enables the tile state and the kernel
+        // granted this process the tile data (amx_status checked all three).
+        let mut unit = unsafe { AmxHw::new() };
+        return Some(tdpbssd_rounds(&mut unit, rounds));
+    }
+    let _ = rounds;
+    None
+}
+
+/// The loop of [`tdpbssd_peak_loop`] on any tile unit (the emulator in tests).
+fn tdpbssd_rounds<U: TileUnit>(unit: &mut U, rounds: usize) -> i64 {
+    let mut cfg = TileCfg::default();
+    for t in 0..8 {
+        cfg.set(t, 16, 64);
+    }
+    let ones = [1u8; 16 * 64];
+    unit.ldtilecfg(&cfg);
+    unit.tilezero::<0>();
+    unit.tilezero::<1>();
+    unit.tilezero::<2>();
+    unit.tilezero::<3>();
+    unit.tileloadd::<4>(&ones, 64);
+    unit.tileloadd::<5>(&ones, 64);
+    unit.tileloadd::<6>(&ones, 64);
+    unit.tileloadd::<7>(&ones, 64);
+    for _ in 0..rounds {
+        unit.tdpbssd::<0, 4, 6>();
+        unit.tdpbssd::<1, 4, 7>();
+        unit.tdpbssd::<2, 5, 6>();
+        unit.tdpbssd::<3, 5, 7>();
+    }
+    let mut c = [0u8; 16 * 64];
+    let mut sum = 0i64;
+    let mut add = |c: &[u8]| {
+        for w in c.chunks_exact(4) {
+            sum += i64::from(i32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+        }
+    };
+    unit.tilestored::<0>(&mut c, 64);
+    add(&c);
+    unit.tilestored::<1>(&mut c, 64);
+    add(&c);
+    unit.tilestored::<2>(&mut c, 64);
+    add(&c);
+    unit.tilestored::<3>(&mut c, 64);
+    add(&c);
+    unit.tilerelease();
+    sum
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peak_loop_does_every_multiply_add_of_its_rounds() {
+        // All ones: every C element gains 64 per tdpbssd, so the sum counts the MACs.
+        let mut unit = AmxEmu::new();
+        assert_eq!(tdpbssd_rounds(&mut unit, 3), 3 * TDPBSSD_ROUND_MACS as i64);
+        assert_eq!(tdpbssd_rounds(&mut unit, 0), 0);
+        // The hardware loop runs only where AMX is usable, and agrees with the emulator.
+        let hw = tdpbssd_peak_loop(2);
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(hw.is_some(), crate::cpu::x86::amx_status().is_ok());
+        if let Some(sum) = hw {
+            assert_eq!(sum, 2 * TDPBSSD_ROUND_MACS as i64);
+        }
+    }
 
     #[test]
     fn packing_puts_four_k_values_of_one_column_together() {
