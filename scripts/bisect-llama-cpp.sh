@@ -6,7 +6,7 @@
 # and measured with `llama-bench -o json`, A/B interleaved with the old endpoint's build.
 #
 # Run for real on ik_llama.cpp (a `fetch` mirror without its largest blobs, 28 first-parent
-# commits of 2024-09, MODE=speedup, pp512 of a synthetic 150m Q4_0 model): see README.md,
+# commits of 2024-09, MODE=speedup, pp512 of a synthetic 150m Q4_0 model): see docs/bisect.md,
 # section "A real run". The machinery is tested in harness/tests/bisect*.rs on throw-away
 # repositories.
 #

@@ -13,7 +13,7 @@
 //!   each GEMV pass then starts with its weights flushed from the caches
 //!   (`WeightMat::flush_from_caches`): timed hot, the
 //!   AVX-512 x16 GEMV once looked 1.8x faster than avx2 x8 on a Zen 4 VM while it was
-//!   0.57x of it in tg128 (README "AVX-512 GEMV from DRAM");
+//!   0.57x of it in tg128 (docs/performance.md, "AVX-512 GEMV from DRAM");
 //!
 //! in [`ROUNDS`] interleaved rounds, keeping each candidate's fastest. The winner is the
 //! candidate with the smallest worst-case loss, `max(gemm / best gemm, gemv / best gemv)`:

@@ -1,6 +1,6 @@
 //! Weights are resident once: loading drops the map's pages of each tensor it copied, and
 //! repacking for a kernel table replaces each original instead of keeping a copy beside it.
-//! (The bound on a whole bench's max RSS is measured in the README's performance section.)
+//! (The bound on a whole bench's max RSS is measured in docs/performance.md.)
 
 use tessera_engine::gguf::GgufFile;
 use tessera_engine::model::Store;

@@ -23,7 +23,7 @@ struct Cli {
 enum Command {
     /// Benchmark the built-in engine with llama-bench's flags and outputs.
     Bench(cmd::bench::Args),
-    /// Git bisection for faults, fixes, perf regressions and output changes; `bisect log`.
+    /// Git bisection for faults, fixes, slowdowns, speedups and output changes; `bisect log`.
     Bisect(cmd::bisect::Args),
     /// Greedy generation from token ids.
     Generate(cmd::generate::Args),

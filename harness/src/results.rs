@@ -777,46 +777,16 @@ pub fn test_name(n_prompt: u32, n_gen: u32, n_depth: u32) -> String {
     name
 }
 
-/// Linux signal number → name ("SIGSEGV"; real-time signals "SIGRTMIN+N"); numbers
-/// outside 1..=64 give "signal N".
+/// Linux signal number → name ("SIGSEGV", from the `nix` crate's table; real-time
+/// signals "SIGRTMIN" and "SIGRTMIN+N", which nix does not name); other numbers give
+/// "signal N" (32 and 33, which glibc keeps for itself, among them).
 pub fn signal_name(sig: i32) -> String {
-    let name = match sig {
-        1 => "SIGHUP",
-        2 => "SIGINT",
-        3 => "SIGQUIT",
-        4 => "SIGILL",
-        5 => "SIGTRAP",
-        6 => "SIGABRT",
-        7 => "SIGBUS",
-        8 => "SIGFPE",
-        9 => "SIGKILL",
-        10 => "SIGUSR1",
-        11 => "SIGSEGV",
-        12 => "SIGUSR2",
-        13 => "SIGPIPE",
-        14 => "SIGALRM",
-        15 => "SIGTERM",
-        16 => "SIGSTKFLT",
-        17 => "SIGCHLD",
-        18 => "SIGCONT",
-        19 => "SIGSTOP",
-        20 => "SIGTSTP",
-        21 => "SIGTTIN",
-        22 => "SIGTTOU",
-        23 => "SIGURG",
-        24 => "SIGXCPU",
-        25 => "SIGXFSZ",
-        26 => "SIGVTALRM",
-        27 => "SIGPROF",
-        28 => "SIGWINCH",
-        29 => "SIGIO",
-        30 => "SIGPWR",
-        31 => "SIGSYS",
-        34 => "SIGRTMIN",
-        35..=MAX_SIGNAL => return format!("SIGRTMIN+{}", sig - 34),
-        _ => return format!("signal {sig}"),
-    };
-    name.to_string()
+    match sig {
+        34 => "SIGRTMIN".to_string(),
+        35..=MAX_SIGNAL => format!("SIGRTMIN+{}", sig - 34),
+        _ => nix::sys::signal::Signal::try_from(sig)
+            .map_or_else(|_| format!("signal {sig}"), |s| s.as_str().to_string()),
+    }
 }
 
 /// The highest Linux signal number (SIGRTMAX).
@@ -1198,6 +1168,13 @@ mod tests {
         assert_eq!(signal_name(34), "SIGRTMIN");
         assert_eq!(signal_name(64), "SIGRTMIN+30");
         assert_eq!(signal_name(65), "signal 65");
+        // Every standard Linux signal has its name; glibc's own 32 and 33 do not.
+        for sig in 1..=31 {
+            assert!(signal_name(sig).starts_with("SIG"), "{sig}");
+        }
+        assert_eq!(signal_name(16), "SIGSTKFLT");
+        assert_eq!(signal_name(30), "SIGPWR");
+        assert_eq!(signal_name(32), "signal 32");
     }
 
     #[test]

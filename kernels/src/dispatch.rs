@@ -426,7 +426,7 @@ fn repack_enabled() -> bool {
 }
 
 /// `TESSERA_OP_TIMERS`: `0`/`off` turns the per-op wall-clock timers off (the record then
-/// has `ns: 0`), `1`/`on` (the default) on. A measuring aid for their overhead: the README's
+/// has `ns: 0`), `1`/`on` (the default) on. A measuring aid for their overhead: docs/kernels.md's
 /// "Per-op time" section has the side-by-side numbers that keep them on by default.
 fn op_timers_enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
@@ -587,7 +587,7 @@ impl Kernels {
 
     /// Whether this table runs faster on weights repacked at load ([`Kernels::repack`]):
     /// avx2 with an 8-row register tile (x8), avx512 with a 16-row tile and the AMX tables
-    /// (x16), unless `TESSERA_REPACK=0` says no. Measurements are in the README's
+    /// (x16), unless `TESSERA_REPACK=0` says no. Measurements are in docs/performance.md's
     /// performance section (Zen 3 for x8, the AMX Xeon for x16).
     pub fn repacks(&self) -> bool {
         self.repack_layout().is_some()

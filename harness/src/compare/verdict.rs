@@ -2,7 +2,7 @@
 //! to compare with a baseline's, by a significance test plus a noise threshold plus a
 //! bootstrap interval.
 //!
-//! The rule (documented in the README and tested on synthetic samples):
+//! The rule (documented in docs/compare.md and tested on synthetic samples):
 //! 1. Fewer than [`MIN_SAMPLES`] samples on a side, or a baseline mean that is not
 //!    positive: **noisy** (there is nothing to decide with).
 //! 2. Welch's t-test p < `alpha` **and** |mean ratio − 1| ≥ `threshold` **and** the

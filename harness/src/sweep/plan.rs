@@ -58,7 +58,7 @@ pub struct Plan {
 impl Default for Plan {
     /// The default grid: threads 1,2 × pp256, tg64 × 3 repetitions on the default model,
     /// sized to finish within about 5 minutes on a 2-core VM even with the scalar kernels
-    /// (estimated ≈ 3 min there; measured 1-2 min with the AVX2 kernels, see the README).
+    /// (estimated ≈ 3 min there; measured 1-2 min with the AVX2 kernels, see docs/sweep.md).
     fn default() -> Self {
         Plan {
             engine: vec!["builtin".into()],
@@ -390,7 +390,7 @@ pub fn points(plan: &Plan, models: &[String]) -> Result<Vec<Point>> {
 /// Repeat-major: every point's repeat 0, then every point's repeat 1, and so on, so a point's
 /// repeats are spread over the whole sweep instead of running back to back. Back-to-back
 /// repeats share one minute's machine load; two nightly runs of the same binary on a shared
-/// VM then differed by −6.6% and +16.8%, "significant" by Welch (README, nightly).
+/// VM then differed by −6.6% and +16.8%, "significant" by Welch (docs/compare.md, nightly).
 pub fn units(points: &[Point], repeat: usize) -> Vec<Unit> {
     let mut out = Vec::new();
     for r in 0..repeat.max(1) {

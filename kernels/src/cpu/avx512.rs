@@ -64,7 +64,7 @@ thread_local! {
 /// avx2 x8 kernel uses) leave DRAM latency exposed: on an AMD EPYC Zen 4 VM, tg128 of the
 /// 150m Q4_0 model with 1 thread went from 142 t/s (8 KiB, into L1) to 262 t/s (64 KiB,
 /// into L2; avx2 x8: 283 t/s in the same series), and with 2 threads to par with avx2.
-/// README "AVX-512 GEMV from DRAM" has the measurements.
+/// docs/performance.md, "AVX-512 GEMV from DRAM", has the measurements.
 const X16_PREFETCH: usize = 64 << 10;
 
 /// Weights in the x16 layout × Q8_0 activations over output columns `cols`, `mr` tokens per
