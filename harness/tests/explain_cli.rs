@@ -194,3 +194,78 @@ fn explain_refuses_bad_input_with_one_line_and_exit_2() {
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
     }
 }
+
+/// Whether this process may sample itself with perf_event_open (else the test says why).
+fn sampling_allowed() -> bool {
+    use tessera::profile::{Session, Settings, Target};
+    match Session::start(&Settings::default(), Target::This) {
+        Ok(s) => {
+            drop(s.finish());
+            true
+        }
+        Err(why) => {
+            println!("skipped: {why}");
+            false
+        }
+    }
+}
+
+#[test]
+fn profiled_sides_get_a_differential_flamegraph_of_the_change() {
+    let Some(best) = best_isa() else {
+        eprintln!("skipped: no vector ISA on this CPU");
+        return;
+    };
+    if !sampling_allowed() {
+        return;
+    }
+    let (dir, model) = setup();
+    let side = |isa: &str| {
+        let pdir = dir.path().join(format!("prof-{isa}"));
+        let out = tessera(dir.path())
+            .args([
+                "bench", "-t", "1", "-r", "10", "-p", "128", "-n", "0", "-o", "jsonl",
+            ])
+            .args(["--isa", isa, "--profile", "--profile-dir"])
+            .arg(&pdir)
+            .arg("-m")
+            .arg(&model)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        // The rows' profile paths are relative to the profile directory: the results
+        // file goes there, as a run directory's does.
+        let path = pdir.join("results.jsonl");
+        std::fs::write(&path, out).unwrap();
+        path
+    };
+    let (fast, slow) = (side(best.name()), side("scalar"));
+    let flames = dir.path().join("flames");
+    let out = tessera(dir.path())
+        .args(["explain", "--no-roof", "--flamegraph"])
+        .arg(&flames)
+        .arg(&fast)
+        .arg(&slow)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let err = String::from_utf8(out.stderr).unwrap();
+    let svg = std::fs::read_to_string(flames.join("pp128-diff.svg"))
+        .unwrap_or_else(|e| panic!("no flamegraph ({e}): {err}"));
+    // Drawn with the candidate's frames (inferno's differential mode), each titled with
+    // its change in share of the samples: the scalar kernels grew from nothing.
+    let grew = svg
+        .split("<title>")
+        .filter(|t| t.starts_with("tessera_kernels::cpu::scalar::"))
+        .filter(|t| {
+            t.split("</title>")
+                .next()
+                .is_some_and(|t| t.contains("%; +"))
+        })
+        .count();
+    assert!(grew > 0, "no scalar frame with a positive change in {svg}");
+    assert!(svg.contains("pp128: isa=scalar"), "title");
+}
