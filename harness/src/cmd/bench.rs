@@ -296,7 +296,7 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<bool> {
     for path in &cfg.models {
         check_contexts(cfg, path, &models[path])?;
     }
-    let cpu_info = cpu_info();
+    let cpu_info = crate::probe::cpu_info();
     let mut all_ok = true;
     let mut exp = exporter(cfg.output, &cfg.extra_columns());
     exp.begin(out).context("writing results")?;
@@ -688,19 +688,6 @@ impl TimedHook for TimedRegion<'_> {
             c.disable();
         }
     }
-}
-
-/// The CPU's model name from /proc/cpuinfo, as llama-bench's `cpu_info`.
-pub fn cpu_info() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
 }
 
 pub fn run_cli(a: &Args) -> Result<bool> {

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::cmd::sweep::read_manifest;
 use crate::results::BenchRow;
 
 #[derive(clap::Args, Debug)]
@@ -72,7 +71,7 @@ fn same_dir(a: &Path, b: &Path) -> bool {
 pub fn run_cli(a: &Args) -> Result<bool> {
     let mut manifests = Vec::new();
     for d in &a.dirs {
-        manifests.push(read_manifest(d)?);
+        manifests.push(crate::sweep::Manifest::read(d)?);
     }
     let first = &manifests[0];
     for (m, d) in manifests.iter().zip(&a.dirs).skip(1) {

@@ -2,9 +2,9 @@
 //! Axis flags take comma lists and form a cartesian product; `--engine` and `--pin` are
 //! repeatable instead, since their values may contain commas.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 
 use crate::cli::list_or;
 use crate::sweep::{self, Config, Manifest, plan::Plan, plan::Shard};
@@ -179,18 +179,6 @@ fn has_axis_flags(a: &Args) -> bool {
             && a.cache_type_v.is_empty())
 }
 
-/// Reads a run directory's manifest.
-pub fn read_manifest(dir: &Path) -> Result<Manifest> {
-    let path = dir.join("manifest.json");
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "'{}' is not a run directory: no manifest.json",
-            dir.display()
-        )
-    })?;
-    serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))
-}
-
 impl Config {
     pub fn from_args(a: &Args) -> Result<Config> {
         let argv: Vec<String> = std::env::args().collect();
@@ -206,7 +194,7 @@ impl Config {
             } else {
                 a.out_dir.join(r)
             };
-            let m = read_manifest(&dir)?;
+            let m = Manifest::read(&dir)?;
             let mut plan = m.plan.clone();
             // Only settings that do not change points may differ on resume.
             plan.timeout = a.timeout.unwrap_or(plan.timeout);

@@ -122,6 +122,19 @@ impl Probe {
     }
 }
 
+/// The CPU's model name from /proc/cpuinfo, as llama-bench's `cpu_info`.
+pub fn cpu_info() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
 fn read(p: &str) -> Option<String> {
     std::fs::read_to_string(p).ok()
 }

@@ -43,6 +43,20 @@ pub struct Manifest {
     pub unit_keys: Vec<String>,
 }
 
+impl Manifest {
+    /// Reads the manifest of the run directory `dir`.
+    pub fn read(dir: &Path) -> Result<Manifest> {
+        let path = dir.join("manifest.json");
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "'{}' is not a run directory: no manifest.json",
+                dir.display()
+            )
+        })?;
+        serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))
+    }
+}
+
 /// A resolved, validated sweep.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -217,7 +231,7 @@ fn template_row(u: &Unit, cfg: &Config, fingerprint: &str) -> BenchRow {
             "CPU".into()
         },
         n_gpu_layers: p.ngl.min(i32::MAX as usize) as i32,
-        cpu_info: crate::cmd::bench::cpu_info(),
+        cpu_info: crate::probe::cpu_info(),
         run_id: cfg.run_id.clone(),
         point_key: u.key.clone(),
         repeat_index: u.repeat as u32,
