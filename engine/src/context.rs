@@ -686,10 +686,9 @@ fn timed<R>(
     cost: Cost,
     f: impl FnOnce() -> R,
 ) -> R {
-    let id = k.note(op, kernel, None);
     let t0 = k.timers().then(Instant::now);
     let r = f();
-    k.charge(id, t0.map_or(0, elapsed_ns), cost.flop, cost.bytes);
+    k.note_charged(op, kernel, t0.map_or(0, elapsed_ns), cost.flop, cost.bytes);
     r
 }
 

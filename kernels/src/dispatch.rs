@@ -393,24 +393,6 @@ fn convert_f16_with(isa: Isa, x: &[f32], y: &mut [f16]) {
     }
 }
 
-/// The best ISA available, detected once, for conversions that have no `Kernels` at hand
-/// (`ActBuf::convert`). Their results are bit-identical on every ISA.
-fn best_isa() -> Isa {
-    static BEST: OnceLock<Isa> = OnceLock::new();
-    *BEST.get_or_init(Isa::auto)
-}
-
-/// Q8_0 quantization of `x` into `y` with the best kernel this CPU has; bit-identical to
-/// `quant::q8_0::quantize_row`. `x.len()` must be `y.len() * 32`.
-pub fn quantize_row_q8_0(x: &[f32], y: &mut [BlockQ8_0]) {
-    quantize_with(best_isa(), x, y)
-}
-
-/// f32 → f16 (round to nearest even) with the best kernel this CPU has.
-pub fn convert_row_f16(x: &[f32], y: &mut [f16]) {
-    convert_f16_with(best_isa(), x, y)
-}
-
 /// `TESSERA_REPACK`: `0`/`off` turns load-time repacking off, `1`/`on` (the default) on. A
 /// bad value is reported once on stderr and the default kept (a measuring aid).
 fn repack_enabled() -> bool {
@@ -620,6 +602,19 @@ impl Kernels {
         self.note_as(op, self.isa, kernel, tile)
     }
 
+    /// Records one call of a non-matmul `op` that has already run, with its wall time and
+    /// work (one lock, where [`Kernels::note`] + [`Kernels::charge`] take two).
+    pub fn note_charged(
+        &self,
+        op: &'static str,
+        kernel: &'static str,
+        ns: u64,
+        flop: u64,
+        bytes: u64,
+    ) {
+        self.add(op, self.isa, kernel, None, [ns, flop, bytes]);
+    }
+
     /// Records one call of `op` run by `isa` (which may be a fallback of the table's ISA).
     fn note_as(
         &self,
@@ -628,29 +623,44 @@ impl Kernels {
         kernel: &'static str,
         tile: Option<TileConfig>,
     ) -> UseId {
+        self.add(op, isa, kernel, tile, [0; 3])
+    }
+
+    /// One more call on the record line of (op, isa, kernel, tile), with `[ns, flop, bytes]`.
+    fn add(
+        &self,
+        op: &'static str,
+        isa: Isa,
+        kernel: &'static str,
+        tile: Option<TileConfig>,
+        [ns, flop, bytes]: [u64; 3],
+    ) -> UseId {
         let mut rec = self.record.lock().unwrap_or_else(|e| e.into_inner());
-        match rec
+        let i = match rec
             .iter()
             .position(|u| u.op == op && u.isa == isa && u.kernel == kernel && u.tile == tile)
         {
-            Some(i) => {
-                rec[i].calls += 1;
-                UseId(i)
-            }
+            Some(i) => i,
             None => {
                 rec.push(KernelUse {
                     op,
                     isa,
                     kernel,
                     tile,
-                    calls: 1,
+                    calls: 0,
                     ns: 0,
                     flop: 0,
                     bytes: 0,
                 });
-                UseId(rec.len() - 1)
+                rec.len() - 1
             }
-        }
+        };
+        let u = &mut rec[i];
+        u.calls += 1;
+        u.ns += ns;
+        u.flop += flop;
+        u.bytes += bytes;
+        UseId(i)
     }
 
     /// The calls recorded so far, in first-use order.

@@ -4,7 +4,6 @@
 
 use half::f16;
 use tessera_kernels::cpu::scalar;
-use tessera_kernels::dispatch::{convert_row_f16, quantize_row_q8_0};
 use tessera_kernels::quant::{BlockQ4_0, BlockQ8_0, q8_0};
 use tessera_kernels::{DispatchError, Isa, IsaRequest, Kernels, TileConfig, WeightData, WeightMat};
 
@@ -144,11 +143,8 @@ fn vectorised_q8_0_quantization_is_bit_identical() {
     }
     let mut want = vec![BlockQ8_0::default(); 40];
     q8_0::quantize_row(&x, &mut want);
-    let mut got = vec![BlockQ8_0::default(); 40];
-    quantize_row_q8_0(&x, &mut got);
-    assert_eq!(got, want);
-    assert_eq!(got[0].qs[0], -16); // -15.5 rounds away from zero
-    assert_eq!(got[0].qs[1], -15); // -14.5 too
+    assert_eq!(want[0].qs[0], -16); // -15.5 rounds away from zero
+    assert_eq!(want[0].qs[1], -15); // -14.5 too
     for isa in Isa::available() {
         let k = Kernels::new(IsaRequest::Named(isa), None).unwrap();
         let mut got = vec![BlockQ8_0::default(); 40];
@@ -163,10 +159,20 @@ fn vectorised_f16_conversion_matches_half() {
     let mut x = rng.vec(37);
     x[3] = 65519.0; // rounds to the largest finite f16
     x[4] = 1e-7; // subnormal in f16
-    let mut got = vec![f16::ZERO; 37];
-    convert_row_f16(&x, &mut got);
     let want: Vec<_> = x.iter().map(|&v| f16::from_f32(v)).collect();
-    assert_eq!(got, want);
+    for isa in Isa::available() {
+        let k = Kernels::new(IsaRequest::Named(isa), None).unwrap();
+        let mut act = tessera_kernels::ActBuf::with_capacity(1, 64);
+        assert!(
+            k.convert(&mut act, tessera_kernels::ActKind::F16, &x, 37)
+                .is_some()
+        );
+        let tessera_kernels::Acts::F16(got) = act.view(tessera_kernels::ActKind::F16, &x) else {
+            panic!("{isa}: not f16 activations");
+        };
+        assert_eq!(got, &want[..], "{isa}");
+        assert_eq!(k.record()[0].kernel, "convert_f16", "{isa}");
+    }
 }
 
 #[test]

@@ -145,22 +145,6 @@ fn load_side(spec: &Path) -> Result<Run> {
     )
 }
 
-/// Rows grouped by configuration (a sweep's repeats of one point are one group).
-fn group(rows: Vec<LoadedRow>) -> Vec<Vec<LoadedRow>> {
-    let mut groups: Vec<Vec<LoadedRow>> = Vec::new();
-    let mut index: BTreeMap<BTreeMap<String, String>, usize> = BTreeMap::new();
-    for r in rows {
-        match index.get(&r.config) {
-            Some(&i) => groups[i].push(r),
-            None => {
-                index.insert(r.config.clone(), groups.len());
-                groups.push(vec![r]);
-            }
-        }
-    }
-    groups
-}
-
 /// "isa=avx2": the filters, or the fields where the two configurations differ.
 fn label(
     filters: &[Filter],
@@ -246,11 +230,11 @@ pub fn explain(
         }
     }
     let single = b_rows.len() == 1 && c_rows.len() == 1;
-    let (bg, cg) = (group(b_rows), group(c_rows));
-    let cfg = |g: &[Vec<LoadedRow>]| -> Vec<BTreeMap<String, String>> {
-        g.iter().map(|rows| rows[0].config.clone()).collect()
+    // One row per configuration: the loader pooled a sweep's repeats.
+    let cfg = |rows: &[LoadedRow]| -> Vec<BTreeMap<String, String>> {
+        rows.iter().map(|r| r.config.clone()).collect()
     };
-    let (bc, cc) = (cfg(&bg), cfg(&cg));
+    let (bc, cc) = (cfg(&b_rows), cfg(&c_rows));
     // Two single rows are explained as they are, whatever their configurations.
     let pairs = if single {
         vec![(0, 0)]
@@ -270,16 +254,16 @@ pub fn explain(
     let mut folded = Vec::new();
     for (i, j) in pairs {
         let test = bc[i].get("test").cloned().unwrap_or_default();
-        let b = explain::breakdown(&bg[i].iter().collect::<Vec<_>>());
-        let c = explain::breakdown(&cg[j].iter().collect::<Vec<_>>());
+        let b = explain::breakdown(&b_rows[i]);
+        let c = explain::breakdown(&c_rows[j]);
         match (b, c) {
             (Some(b), Some(c)) => {
                 let bl = label(base_filter, &bc[i], &cc[j], &base_name);
                 let cl = label(cand_filter, &cc[j], &bc[i], &cand_name);
                 tests.push(explain::attribute(b, c, &bl, &cl));
                 folded.push((
-                    explain::flame::folded_files(base, &bg[i].iter().collect::<Vec<_>>()),
-                    explain::flame::folded_files(cand, &cg[j].iter().collect::<Vec<_>>()),
+                    explain::flame::folded_files(base, &b_rows[i]),
+                    explain::flame::folded_files(cand, &c_rows[j]),
                 ));
             }
             (b, _) => notes.push(format!(

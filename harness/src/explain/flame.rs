@@ -9,16 +9,17 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::compare::load::{LoadedRow, Run};
 
-/// The folded-stack files of `rows` (paths in a row are relative to its run directory:
-/// the directory given, or the directory of the results file given).
-pub fn folded_files(run: &Run, rows: &[&LoadedRow]) -> Vec<PathBuf> {
+/// The folded-stack file of `row`, if it was profiled (its path is relative to the run
+/// directory: the directory given, or the directory of the results file given).
+pub fn folded_files(run: &Run, row: &LoadedRow) -> Vec<PathBuf> {
     let dir = if run.path.is_dir() {
         run.path.clone()
     } else {
         run.file.parent().map(Path::to_path_buf).unwrap_or_default()
     };
-    rows.iter()
-        .filter_map(|r| r.row.profile.as_ref())
+    row.row
+        .profile
+        .iter()
         .filter(|p| !p.folded.is_empty())
         .map(|p| dir.join(&p.folded))
         .collect()

@@ -176,43 +176,30 @@ fn timed(row: &BenchRow) -> (f64, f64) {
     }
 }
 
-/// Pools the ok rows of one configuration (repeats of a sweep point) into a breakdown.
-/// `None` when none of them ran ok.
-pub fn breakdown(rows: &[&LoadedRow]) -> Option<Breakdown> {
-    let ok: Vec<&BenchRow> = rows
-        .iter()
-        .map(|r| &r.row)
-        .filter(|r| r.status == Status::Ok)
-        .collect();
-    let first = *ok.first()?;
-    let (mut timed_ns, mut tokens) = (0.0, 0.0);
-    for r in &ok {
-        let (ns, t) = timed(r);
-        timed_ns += ns;
-        tokens += t;
+/// The breakdown of one row (repeats of a configuration arrive pooled by
+/// [`crate::compare::load::pool_repeats`], their samples and kernel records summed);
+/// `None` when it did not run ok.
+pub fn breakdown(loaded: &LoadedRow) -> Option<Breakdown> {
+    let r = &loaded.row;
+    if r.status != Status::Ok {
+        return None;
     }
-    let measured = ok.iter().all(|r| {
-        r.kernels_used
-            .iter()
-            .any(|k| k.source.is_empty() && k.ns > 0)
-    });
-    let profiled = ok.iter().all(|r| r.profile.is_some());
+    let (timed_ns, tokens) = timed(r);
+    let own = || r.kernels_used.iter().filter(|k| k.source.is_empty());
     let mut parts: Vec<Part> = Vec::new();
-    let source = if measured {
-        let mut by_op: BTreeMap<&str, Part> = BTreeMap::new();
-        let mut order: Vec<&str> = Vec::new();
-        for k in ok
-            .iter()
-            .flat_map(|r| &r.kernels_used)
-            .filter(|k| k.source.is_empty())
-        {
-            let p = by_op.entry(&k.op).or_insert_with(|| {
-                order.push(&k.op);
-                Part {
-                    name: k.op.clone(),
-                    ..Part::default()
+    let source = if own().any(|k| k.ns > 0) {
+        for k in own() {
+            let i = match parts.iter().position(|p| p.name == k.op) {
+                Some(i) => i,
+                None => {
+                    parts.push(Part {
+                        name: k.op.clone(),
+                        ..Part::default()
+                    });
+                    parts.len() - 1
                 }
-            });
+            };
+            let p = &mut parts[i];
             p.ns += k.ns as f64;
             p.flop += k.flop;
             p.bytes += k.bytes;
@@ -226,27 +213,22 @@ pub fn breakdown(rows: &[&LoadedRow]) -> Option<Breakdown> {
                 None => p.kernels.push((k.kernel.clone(), k.isa.clone(), k.ns)),
             }
         }
-        parts = order.into_iter().filter_map(|o| by_op.remove(o)).collect();
         for p in &mut parts {
             p.kernels.sort_by_key(|k| std::cmp::Reverse(k.2));
         }
         Source::Ops
-    } else if profiled {
-        // Each symbol's share of the samples, of each row's own timed time.
-        let mut by_sym: BTreeMap<String, Part> = BTreeMap::new();
-        for r in &ok {
-            let (ns, _) = timed(r);
-            let Some(prof) = &r.profile else { continue };
-            for s in &prof.top {
-                let p = by_sym.entry(s.symbol.clone()).or_insert_with(|| Part {
-                    name: s.symbol.clone(),
-                    kernels: vec![(s.symbol.clone(), s.dso.clone(), 0)],
-                    ..Part::default()
-                });
-                p.ns += s.share * ns;
-            }
-        }
-        parts = by_sym.into_values().collect();
+    } else if let Some(prof) = &r.profile {
+        // Each symbol's share of the samples, of the row's timed time.
+        parts = prof
+            .top
+            .iter()
+            .map(|s| Part {
+                name: s.symbol.clone(),
+                kernels: vec![(s.symbol.clone(), s.dso.clone(), 0)],
+                ns: s.share * timed_ns,
+                ..Part::default()
+            })
+            .collect();
         Source::Profile
     } else {
         Source::Total
@@ -266,20 +248,19 @@ pub fn breakdown(rows: &[&LoadedRow]) -> Option<Breakdown> {
             ..Part::default()
         });
     }
-    let avg_ts = ok.iter().map(|r| r.avg_ts).sum::<f64>() / ok.len() as f64;
     Some(Breakdown {
-        test: first.test.clone(),
+        test: r.test.clone(),
         tokens,
         timed_ns,
-        avg_ts,
+        avg_ts: r.avg_ts,
         parts,
         source,
-        isa: first.isa.clone(),
-        threads: first.n_threads,
-        model_size: first.model_size,
-        fingerprint: first.fingerprint.clone(),
-        engine: first.engine.clone(),
-        event: first
+        isa: r.isa.clone(),
+        threads: r.n_threads,
+        model_size: r.model_size,
+        fingerprint: r.fingerprint.clone(),
+        engine: r.engine.clone(),
+        event: r
             .profile
             .as_ref()
             .map(|p| p.event.clone())
@@ -632,7 +613,7 @@ mod tests {
                 ku("attention", "attn_kv_f16", 600_000_000, 1),
             ],
         );
-        let b = breakdown(&[&r]).unwrap();
+        let b = breakdown(&r).unwrap();
         assert_eq!(b.source, Source::Ops);
         assert_eq!(b.tokens, 1024.0);
         let names: Vec<_> = b.parts.iter().map(|p| p.name.as_str()).collect();
@@ -663,8 +644,8 @@ mod tests {
             ],
         );
         let e = attribute(
-            breakdown(&[&base]).unwrap(),
-            breakdown(&[&cand]).unwrap(),
+            breakdown(&base).unwrap(),
+            breakdown(&cand).unwrap(),
             "isa=avx2",
             "isa=scalar",
         );
@@ -699,7 +680,14 @@ mod tests {
             vec![300],
             vec![ku("ffn_up", "gemv_q4_0_q8_0", 180, 1)],
         );
-        let bd = breakdown(&[&a, &b]).unwrap();
+        // Repeats arrive pooled by the loader (samples and kernel records summed).
+        let mut a = a;
+        a.config.insert("test".into(), "pp512".into());
+        let mut b = b;
+        b.config = a.config.clone();
+        let pooled = crate::compare::load::pool_repeats(vec![a, b]);
+        assert_eq!(pooled.len(), 1);
+        let bd = breakdown(&pooled[0]).unwrap();
         assert_eq!(bd.timed_ns, 400.0);
         assert_eq!(bd.part("ffn_up").unwrap().ns, 240.0);
         assert_eq!(bd.part("ffn_up").unwrap().calls, 20);
@@ -727,7 +715,7 @@ mod tests {
             ],
             ..Profile::default()
         });
-        let b = breakdown(&[&r]).unwrap();
+        let b = breakdown(&r).unwrap();
         assert_eq!(b.source, Source::Profile);
         assert_eq!(b.parts[0].name, "ggml_gemm_q4_0_8x8_q8_0");
         assert!((b.parts[0].ns - 750_000.0).abs() < 1e-6);
@@ -741,7 +729,7 @@ mod tests {
     #[test]
     fn rows_without_ops_or_profile_have_only_a_total() {
         let r = row("avx2", vec![1_000], vec![]);
-        let b = breakdown(&[&r]).unwrap();
+        let b = breakdown(&r).unwrap();
         assert_eq!(b.source, Source::Total);
         assert_eq!(b.parts.len(), 1);
         assert_eq!(b.parts[0].name, OUTSIDE_OPS);
@@ -756,6 +744,6 @@ mod tests {
     fn failed_rows_give_no_breakdown() {
         let mut r = row("avx2", vec![1_000], vec![]);
         r.row.status = Status::Fault;
-        assert!(breakdown(&[&r]).is_none());
+        assert!(breakdown(&r).is_none());
     }
 }

@@ -48,7 +48,7 @@ pub fn best_and_worst(run: &Run, labels: &[String]) -> Vec<TestOps> {
             .iter()
             .enumerate()
             .filter(|(_, r)| r.row.test == t)
-            .filter_map(|(i, r)| breakdown(&[r]).map(|b| (i, b)))
+            .filter_map(|(i, r)| breakdown(r).map(|b| (i, b)))
             .filter(|(_, b)| b.source != Source::Total)
             .collect();
         if ok.is_empty() {
