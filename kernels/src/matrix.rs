@@ -7,6 +7,7 @@ use std::marker::PhantomData;
 
 use half::f16;
 
+pub use crate::quant::BlockQ4_0x8;
 use crate::quant::{BlockQ4_0, BlockQ8_0, GgmlType, Packed16, QK};
 
 /// A weight matrix of `n` rows of `k` elements (ggml `[ne0 = k, ne1 = n]`).
@@ -350,47 +351,6 @@ impl OutMat<'_> {
         // SAFETY: in bounds and exclusive by the caller's contract.
         unsafe {
             std::slice::from_raw_parts_mut(self.ptr.add(row * self.n + cols.start), cols.len())
-        }
-    }
-}
-
-/// Eight Q4_0 rows at one block position, interleaved so that one 32-byte load holds four
-/// consecutive quants of each of the eight rows: a SIMD kernel then produces the dot
-/// products of 8 rows in the 8 lanes of one register, with no horizontal sums and one
-/// vector conversion for the 8 scales (llama.cpp's AVX2 repack follows the same idea).
-///
-/// `qs[32 c + 4 r + t]` is byte `4 c + t` of row `r`'s Q4_0 block: its low nibble is element
-/// `4 c + t`, its high nibble element `16 + 4 c + t`. `d[r]` is row `r`'s scale.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct BlockQ4_0x8 {
-    pub d: [f16; 8],
-    pub qs: [u8; 128],
-}
-
-const _: () = assert!(std::mem::size_of::<BlockQ4_0x8>() == 144);
-
-impl BlockQ4_0x8 {
-    /// Interleaves one block of each of eight rows.
-    pub fn pack(rows: [&BlockQ4_0; 8]) -> Self {
-        let mut b = Self {
-            d: [f16::ZERO; 8],
-            qs: [0; 128],
-        };
-        for (r, row) in rows.iter().enumerate() {
-            b.d[r] = row.d;
-            for (j, &q) in row.qs.iter().enumerate() {
-                b.qs[32 * (j / 4) + 4 * r + j % 4] = q;
-            }
-        }
-        b
-    }
-
-    /// Row `r`'s block back in the plain Q4_0 layout.
-    pub fn row(&self, r: usize) -> BlockQ4_0 {
-        BlockQ4_0 {
-            d: self.d[r],
-            qs: std::array::from_fn(|j| self.qs[32 * (j / 4) + 4 * r + j % 4]),
         }
     }
 }

@@ -1,12 +1,16 @@
 //! Weight formats: the ggml type table (sizes of every type a GGUF file may name) and the
-//! block formats tessera computes with, one file per format.
+//! block formats tessera computes with, one file per format: the plain ones as GGUF stores
+//! them (`q4_0`, `q8_0`) and beside them the layouts they are repacked into at load (`x8`,
+//! `x16`).
 
 pub mod q4_0;
 pub mod q8_0;
 pub mod x16;
+pub mod x8;
 
 pub use q4_0::BlockQ4_0;
 pub use q8_0::BlockQ8_0;
+pub use x8::BlockQ4_0x8;
 pub use x16::Packed16;
 
 /// Number of weights in one Q4_0 / Q8_0 block.
