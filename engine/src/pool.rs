@@ -11,30 +11,14 @@
 //! - `spin`: spin forever. Fastest when every thread owns a core, catastrophic when the
 //!   cores are shared (a spinning thread burns the time slice the worker it waits for needs).
 //!
-//! The default, `spin-park` with 2000 `spin_loop`s (about 60 µs here: one `spin_loop` is a
-//! `pause`, 30 ns on this Zen 3), is chosen by measurement on the machine this was written
-//! on (AMD EPYC Zen 3 VM, 2 cores, 2 threads, 150m Q4_0 model, shared with other builds).
-//! tg128 t/s, mean of `-r 3` repetitions over interleaved rounds, each configuration in
-//! turn (`TESSERA_POOL_BARRIER=… [TESSERA_POOL_SPIN=…] tessera bench -m 150m-q4_0.gguf
-//! -p 0 -n 128 -t 2 -r 3`):
-//!
-//! | barrier | quiet, 4 rounds | loaded A, 2 rounds | loaded B, 3 rounds | loaded C, 3 rounds |
-//! | --- | ---: | ---: | ---: | ---: |
-//! | condvar | 146.5 ± 9.8 | 105.6 ± 24.0 | 123.8 ± 14.5 | 96.8 ± 27.5 |
-//! | spin-park 200 | — | 116.6 ± 35.8 | 118.9 ± 37.4 | 110.8 ± 32.0 |
-//! | spin-park 500 | 157.7 ± 15.2 | — | — | — |
-//! | **spin-park 2000** | **168.6 ± 11.0** | 134.1 ± 67.3 | 133.4 ± 57.8 | 95.9 ± 41.5 |
-//! | spin-park 20000 | — | 92.0 ± 77.6 | 80.7 ± 83.9 | 75.3 ± 54.2 |
-//! | spin | — | 136.8 ± 49.1 | 127.3 ± 79.1 | 23.2 ± 15.8 |
-//!
-//! (mean ± sd over all repetitions; loaded A: one compiler running, load average 3.4;
-//! B: load average 3.3–3.5; C: load average 2.4 rising to 3.9 during the run.)
-//!
-//! Spinning wins by 15% when the cores are ours (a condvar wake-up is a futex round trip:
-//! 16–40 µs per empty `run` here against 0.2 µs spinning, `cargo bench -p tessera-engine
-//! --bench pool`); pure spinning collapses under load (the spinner holds the core its
-//! partner needs), and a long budget is nearly as bad. 2000 keeps the quiet-machine speed
-//! and stays level with the condvar under load.
+//! The default is `spin-park` with 2000 `spin_loop`s (about 60 µs: one `spin_loop` is one
+//! `pause`). Spinning wins when every thread owns a core (a condvar wake-up is a futex round
+//! trip, tens of µs per empty `run` against a fraction of a µs spinning: `cargo bench -p
+//! tessera-engine --bench pool`); pure spinning collapses when the cores are shared (the
+//! spinner holds the core its partner needs), and a long budget is nearly as bad. 2000 kept
+//! the quiet-machine speed and stayed level with the condvar under load; the measurements
+//! behind it, with their machine and command, are in docs/performance.md ("Thread-pool
+//! barrier").
 //!
 //! Pinning: `ThreadPool::with_cpus` puts worker `tid` on `cpus[tid % len]` (the calling
 //! thread on `cpus[0]`). `ThreadPool::new` uses the process-wide plan set by

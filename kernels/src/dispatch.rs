@@ -158,16 +158,11 @@ impl Isa {
     ///
     /// - scalar: 4x4 amortises the loop overhead without spilling; whole-row `k` keeps the
     ///   summation order of the reference. Not tuned: the scalar path is the reference.
-    /// - avx2: 4x8x4096. For plain Q4_0/Q8_0 rows the 4x8 register tile is the fastest
-    ///   measured (Q4_0, k=1024 n=2816 m=64, one thread, AMD EPYC Zen 3, best of 40
-    ///   round-robin rounds, `TESSERA_TILES_ROUNDS=40 cargo bench -p tessera-kernels --bench
-    ///   tiles`: 4x8x1024 61.1 GOP/s, 4x8x4096 60.5, 4x4x1024 51.7, 4x4x4096 50.9, 2x4x4096
-    ///   43.7, scalar 6.7; again later, criterion `tiles/q4_0/avx2`: 4x8x4096 45.6–50.5
-    ///   Gelem/s, 4x8x1024 39.6–44.3, 2x8x4096 25.5–25.9, 2x8x1024 22.7–24.9). Whole-row k
-    ///   (4096) wins for Q4_0 repacked at load, which is what runs by default (pp512, 150m
-    ///   Q4_0, 2 threads, 4 interleaved rounds: 4x8x4096 605.5 t/s, 4x8x1024 566.8), since
-    ///   ffn_down's 2816-long rows then need no second pass. The n = 8 keeps the repack on
-    ///   (`Kernels::repacks`).
+    /// - avx2: 4x8x4096. For plain Q4_0/Q8_0 rows the 4x8 register tile measured fastest,
+    ///   and whole-row k (4096) wins for Q4_0 repacked at load, which is what runs by
+    ///   default, since ffn_down's 2816-long rows then need no second pass; the n = 8 keeps
+    ///   the repack on (`Kernels::repacks`). Measurements: docs/performance.md ("Default
+    ///   tiles").
     /// - avx512: 8x16x4096: eight tokens × one 16-row group of the x16 layout (8
     ///   accumulators + 8 weight registers + 2 chains per token fit the 32 zmm), measured
     ///   in docs and `cargo bench -p tessera-kernels --bench tiles`.
