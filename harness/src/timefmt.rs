@@ -84,7 +84,10 @@ mod tests {
         assert_eq!(rfc3339(before), "1969-12-31T00:00:00Z");
         let now = now_rfc3339();
         assert_eq!(now.len(), 20, "{now}");
-        assert!(now.ends_with('Z') && now.parse::<jiff::Timestamp>().is_ok(), "{now}");
+        assert!(
+            now.ends_with('Z') && now.parse::<jiff::Timestamp>().is_ok(),
+            "{now}"
+        );
     }
 
     #[test]

@@ -209,25 +209,13 @@ impl<'a> Visitor<'a> for Decoder {
     }
 
     fn visit_mmap(self, m: Mmap<'a>, md: RecordMetadata) -> Event {
-        Event::Map(MapRec {
-            pid: m.pid,
-            time: md.sample_id().time().unwrap_or(0),
-            start: m.addr,
-            len: m.len,
-            pgoff: m.pgoff,
-            path: String::from_utf8_lossy(&m.filename).into_owned(),
-        })
+        map_event(&md, m.pid, m.addr, m.len, m.pgoff, &m.filename)
     }
 
+    // MMAP2 adds the inode and build id, which symbolization does not use (it reads the
+    // file by path), so both record kinds become the same event.
     fn visit_mmap2(self, m: Mmap2<'a>, md: RecordMetadata) -> Event {
-        Event::Map(MapRec {
-            pid: m.pid,
-            time: md.sample_id().time().unwrap_or(0),
-            start: m.addr,
-            len: m.len,
-            pgoff: m.pgoff,
-            path: String::from_utf8_lossy(&m.filename).into_owned(),
-        })
+        map_event(&md, m.pid, m.addr, m.len, m.pgoff, &m.filename)
     }
 
     fn visit_comm(self, c: Comm<'a>, md: RecordMetadata) -> Event {
@@ -255,6 +243,24 @@ impl<'a> Visitor<'a> for Decoder {
     fn visit_lost(self, l: Lost, _: RecordMetadata) -> Event {
         Event::Lost(l.lost)
     }
+}
+
+fn map_event(
+    md: &RecordMetadata,
+    pid: u32,
+    start: u64,
+    len: u64,
+    pgoff: u64,
+    file: &[u8],
+) -> Event {
+    Event::Map(MapRec {
+        pid,
+        time: md.sample_id().time().unwrap_or(0),
+        start,
+        len,
+        pgoff,
+        path: String::from_utf8_lossy(file).into_owned(),
+    })
 }
 
 /// Decodes one ring-buffer record into `out`; a record that does not parse is skipped.
