@@ -7,7 +7,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{
-    BASE_COLOR, CAND_COLOR, Chart, DrawResult, Tone, axis_top, fit_text, font, font_colored,
+    BASE_COLOR, CAND_COLOR, Chart, DrawResult, GroupAxes, Tone, axis_top, fit_text, font,
+    font_colored,
 };
 
 /// One group: two bars (either may be missing when that side did not run ok).
@@ -56,28 +57,17 @@ impl Chart for BarChart {
             .fold(0.0, f64::max);
         // Headroom for the notes above the bars and the legend in the corner.
         let ymax = axis_top(top, 1.45);
-        let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, font(22.0))
-            .margin(14)
-            .x_label_area_size(88)
-            .y_label_area_size(78)
-            .build_cartesian_2d(0.0..n as f64, 0.0..ymax)
-            .drawing()?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            // Group labels are drawn below, two lines each, centred on the groups.
-            .x_labels(0)
-            .x_desc("test, configuration")
-            .y_desc(&self.y_label)
-            .y_label_style(font(14.0))
-            .axis_desc_style(font(15.0))
-            .y_labels(8)
-            .y_label_formatter(&|v: &f64| super::heatmap::format_value(*v))
-            .light_line_style(TRANSPARENT)
-            .bold_line_style(RGBColor(225, 225, 225))
-            .draw()
-            .drawing()?;
+        // Group labels are drawn below, two lines each, centred on the groups.
+        let mut chart = GroupAxes {
+            title: &self.title,
+            title_px: 22.0,
+            x_label_px: 88,
+            x_desc: "test, configuration",
+            y_desc: &self.y_label,
+            groups: n,
+            ymax,
+        }
+        .draw(root)?;
 
         let bar = |x0: f64, x1: f64, m: f64, color: RGBColor| {
             Rectangle::new([(x0, 0.0), (x1, m)], color.filled())

@@ -15,6 +15,7 @@ use std::sync::Once;
 
 use anyhow::{Result, anyhow, bail};
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
@@ -198,5 +199,48 @@ pub(crate) fn axis_top(max: f64, headroom: f64) -> f64 {
         max * headroom
     } else {
         1.0
+    }
+}
+
+/// The axes two grouped-bar charts share ([`BarChart`], [`StackedBars`]): `groups` slots on x
+/// with no x mesh and no x tick labels (each chart writes its own group labels under the
+/// axis), 0..`ymax` on y with eight labelled lines.
+pub(crate) struct GroupAxes<'a> {
+    pub title: &'a str,
+    pub title_px: f64,
+    pub x_label_px: u32,
+    pub x_desc: &'a str,
+    pub y_desc: &'a str,
+    pub groups: usize,
+    pub ymax: f64,
+}
+
+impl GroupAxes<'_> {
+    pub(crate) fn draw<'b, DB: DrawingBackend>(
+        &self,
+        area: &'b DrawingArea<DB, Shift>,
+    ) -> Result<ChartContext<'b, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>> {
+        let mut chart = ChartBuilder::on(area)
+            .caption(self.title, font(self.title_px))
+            .margin(14)
+            .x_label_area_size(self.x_label_px)
+            .y_label_area_size(78)
+            .build_cartesian_2d(0.0..self.groups as f64, 0.0..self.ymax)
+            .drawing()?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(0)
+            .x_desc(self.x_desc)
+            .y_desc(self.y_desc)
+            .y_label_style(font(14.0))
+            .axis_desc_style(font(15.0))
+            .y_labels(8)
+            .y_label_formatter(&|v: &f64| heatmap::format_value(*v))
+            .light_line_style(TRANSPARENT)
+            .bold_line_style(RGBColor(225, 225, 225))
+            .draw()
+            .drawing()?;
+        Ok(chart)
     }
 }

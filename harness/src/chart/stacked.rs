@@ -6,7 +6,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{Chart, DrawResult, SERIES_COLORS, axis_top, fit_text, font, font_colored};
+use super::{Chart, DrawResult, GroupAxes, SERIES_COLORS, axis_top, fit_text, font, font_colored};
 
 /// One test: the segment values of each side, in [`StackedBars::segments`] order.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,27 +59,16 @@ impl Chart for StackedBars {
             .flat_map(|g| [total(&g.base), total(&g.cand)])
             .fold(0.0, f64::max);
         let ymax = axis_top(top, 1.12);
-        let mut chart = ChartBuilder::on(&plot)
-            .caption(&self.title, font(20.0))
-            .margin(14)
-            .x_label_area_size(60)
-            .y_label_area_size(78)
-            .build_cartesian_2d(0.0..n as f64, 0.0..ymax)
-            .drawing()?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(0)
-            .x_desc("test")
-            .y_desc(&self.y_label)
-            .y_label_style(font(14.0))
-            .axis_desc_style(font(15.0))
-            .y_labels(8)
-            .y_label_formatter(&|v: &f64| super::heatmap::format_value(*v))
-            .light_line_style(TRANSPARENT)
-            .bold_line_style(RGBColor(225, 225, 225))
-            .draw()
-            .drawing()?;
+        let mut chart = GroupAxes {
+            title: &self.title,
+            title_px: 20.0,
+            x_label_px: 60,
+            x_desc: "test",
+            y_desc: &self.y_label,
+            groups: n,
+            ymax,
+        }
+        .draw(&plot)?;
 
         let mut rects = Vec::new();
         for (i, g) in self.groups.iter().enumerate() {
