@@ -14,6 +14,7 @@ pub mod history;
 pub mod lockfile;
 pub mod probe;
 pub mod profile;
+pub mod report;
 pub mod results;
 pub mod sweep;
 pub mod timefmt;

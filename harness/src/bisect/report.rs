@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::repo::CommitInfo;
 use super::state::{Mode, State, Status, Step, StepKind};
+use crate::export::md_escape;
 
 /// The result of a bisection, as written by `--json` and `--format json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,10 +87,6 @@ fn short(hash: &str) -> &str {
     &hash[..hash.len().min(12)]
 }
 
-fn md_escape(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
-}
-
 /// The build column: what happened, with the build's time when it ran.
 fn build_cell(s: &Step) -> String {
     let note = serde_json::to_value(s.build)
@@ -102,7 +99,9 @@ fn build_cell(s: &Step) -> String {
     }
 }
 
-/// The markdown table of steps.
+/// The markdown table of steps. Subjects and details go through export's `md_escape`, the
+/// one markdown-cell escape (it also turns a `\r` into a space, which this file's former
+/// copy did not: a stray `\r` would otherwise split the row).
 pub fn steps_table(steps: &[Step]) -> String {
     let mut out = String::from("| # | check | commit | subject | verdict | build | detail |\n");
     out.push_str("| ---: | --- | --- | --- | --- | --- | --- |\n");

@@ -9,10 +9,10 @@ use serde::Serialize;
 
 use crate::chart::{self, LegendCorner, LineChart, Marker, Series};
 use crate::cmd::compare::{parse_threshold, side_name};
-use crate::cmd::report::slug;
 use crate::compare::load::load_run;
 use crate::compare::matching::{display_name, varying_fields};
 use crate::history::{ChangePoint, CpParams, History, Point, change_points, mark_new};
+use crate::report::slug;
 
 /// Where the history lives unless `--db` says otherwise (ignored by git).
 pub const DEFAULT_DB: &str = "results/history.sqlite";

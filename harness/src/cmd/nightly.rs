@@ -31,11 +31,11 @@ use serde::Serialize;
 
 use crate::cmd::compare::{parse_threshold, resolve_side};
 use crate::cmd::history::{DEFAULT_DB, SeriesReport, ShowArgs, series_reports};
-use crate::cmd::report::{Extra, write_report};
 use crate::compare::load::load_run;
 use crate::compare::render;
 use crate::compare::verdict::Criteria;
 use crate::history::{History, series_key, stored_config};
+use crate::report::{Extra, write_report};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
