@@ -1,5 +1,5 @@
 //! Drives one bisection: resolves the endpoints, verifies them (the old one first: it is the
-//! perf baseline), then asks the search for the next commit, has it judged (`step`), and
+//! perf baseline), then asks the search for the next commit, has it judged (`eval`), and
 //! saves the state after every step. `--max-steps` and `--budget` stop it with the range
 //! that is left; progress goes to stderr, one line per phase with its elapsed time.
 
@@ -10,14 +10,15 @@ use anyhow::{Result, bail};
 use git2::Oid;
 
 use super::build::{self, Cache, fmt_elapsed};
+use super::config::{Config, Outcome};
+use super::eval::Eval;
 use super::exec;
 use super::repo::{Range, Repo};
 use super::report::{BisectResult, Remaining};
 use super::search::{Bisection, Mark, Next, max_steps};
 use super::state::{Mode, STATE_VERSION, State, Status, Step, StepKind, Verdict};
-use super::step::{Eval, StepProfile};
+use super::step::StepProfile;
 use super::worktree::{CheckoutFailed, Worktrees};
-use crate::cmd::bisect::{Config, Outcome};
 use crate::timefmt::now_rfc3339;
 
 /// Candidates listed one by one in a stopped bisection's result; a longer range is given by
