@@ -12,12 +12,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 
 use crate::chart::{self, Heatmap, LineChart, Series};
-use crate::cmd::compare::{parse_threshold, side_name};
-use crate::cmd::history::{SeriesReport, history_chart};
+use crate::cli::{Threshold, parse_threshold};
+use crate::compare::load::side_name;
 use crate::compare::load::{LoadedRow, Run, load_run};
 use crate::compare::matching::{label, varying_fields};
 use crate::compare::render;
 use crate::compare::verdict::Criteria;
+use crate::history::{SeriesReport, history_chart};
 use crate::results::Status;
 
 #[derive(clap::Args, Debug)]
@@ -31,7 +32,7 @@ pub struct Args {
     #[arg(long = "baseline")]
     pub baseline: Option<PathBuf>,
     /// History database that `--baseline baseline:NAME` is looked up in.
-    #[arg(long = "db", default_value = crate::cmd::history::DEFAULT_DB)]
+    #[arg(long = "db", default_value = crate::history::DEFAULT_DB)]
     pub db: PathBuf,
     /// Noise threshold in percent for the comparison.
     #[arg(long = "threshold", default_value = "2")]
@@ -71,9 +72,9 @@ pub struct Written {
 
 /// The command.
 pub fn run_cli(a: &Args) -> Result<bool> {
-    let threshold = parse_threshold(&a.threshold)?;
+    let threshold = parse_threshold(&a.threshold, Threshold::Noise)?;
     let baseline = match &a.baseline {
-        Some(b) => Some(crate::cmd::compare::resolve_side(b, &a.db)?),
+        Some(b) => Some(crate::compare::load::resolve_side(b, &a.db)?),
         None => None,
     };
     let w = write_report(
