@@ -3,11 +3,13 @@
 //! statistics of perf verdicts (`stats`, `perf`), run classification (`classify`), child
 //! processes with time limits (`exec`), git access (`repo`) and worktrees (`worktree`),
 //! builds and their cache (`build`), metrics and output comparison (`metric`), the saved
-//! state (`state`), the answer (`report`), running one step's commit (`step`), judging it
-//! per mode (`eval`), the loop that ties them together (`driver`) and cleaning up
-//! (`reset`). The command line is parsed and checked in `cmd::bisect`, which builds a
-//! [`Config`] and calls [`run`].
+//! state (`state`), running one step's commit (`step`), judging it per mode (`eval`), the
+//! loop that ties them together (`driver`), the answer it builds from the steps
+//! (`answer`) and its types and markdown (`report`), and cleaning up (`reset`). The
+//! command line is parsed and checked in `cmd::bisect`, which builds a [`Config`] and
+//! calls [`run`].
 
+mod answer;
 pub mod build;
 pub mod classify;
 pub mod config;
