@@ -5,9 +5,8 @@
 
 use std::path::Path;
 
-use git2::Oid;
-
 use anyhow::Result;
+use git2::Oid;
 
 use super::classify::RunOutput;
 use super::driver::{Driver, short};
