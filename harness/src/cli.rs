@@ -1,4 +1,5 @@
-//! Argument helpers shared by commands: comma lists and llama-bench-style values.
+//! Argument helpers shared by commands: comma lists, llama-bench-style values and the one
+//! `--threshold` parser.
 
 use std::ops::RangeInclusive;
 use std::str::FromStr;
@@ -67,6 +68,46 @@ pub fn counts_or(
         }
     }
     Ok(out)
+}
+
+/// What a `--threshold` percentage may be: the two kinds of threshold tessera has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threshold {
+    /// A noise threshold (compare, history, nightly, report): smaller changes count as
+    /// unchanged; 0 ≤ t < 100, where 0 means every significant change counts.
+    Noise,
+    /// The smallest change `bisect` searches for (perf and speedup mode): 0 < t < 100. At 0
+    /// the "within the threshold" test of a step would have to show the commit significantly
+    /// *better* than the baseline, so an unchanged commit could never be judged: refusing 0
+    /// is deliberate, not an inconsistency with [`Threshold::Noise`].
+    Effect,
+}
+
+/// The one threshold parser: a percentage ("5%", "5", " 2.5 ") as a fraction (0.05), in the
+/// range `kind` allows. The error texts are the ones each kind's commands printed before
+/// they shared this parser (tests and scripts match them), hence their two styles.
+pub fn parse_threshold(s: &str, kind: Threshold) -> Result<f64> {
+    let v = s.trim().trim_end_matches('%').trim().parse::<f64>();
+    match kind {
+        Threshold::Noise => match v {
+            Ok(v) if (0.0..100.0).contains(&v) => Ok(v / 100.0),
+            _ => anyhow::bail!(
+                "bad --threshold '{s}': give a percentage from 0 to 100, e.g. 2 or 2%"
+            ),
+        },
+        Threshold::Effect => {
+            let v = v.map_err(|_| {
+                anyhow::anyhow!("--threshold: '{s}' is not valid; give a percentage such as 5%")
+            })?;
+            if !(v > 0.0 && v < 100.0) {
+                anyhow::bail!(
+                    "--threshold: '{s}' is not valid; give a percentage between 0 and 100 \
+                     (exclusive)"
+                );
+            }
+            Ok(v / 100.0)
+        }
+    }
 }
 
 /// Parses `"1,2,3"` into values, naming the bad element and the flag on error.
@@ -244,5 +285,58 @@ mod tests {
     fn parse_list_names_the_bad_element() {
         let e = parse_list::<usize>("-p", "1,x,3").unwrap_err().to_string();
         assert!(e.contains("'x'") && e.contains("-p"), "{e}");
+    }
+
+    #[test]
+    fn noise_thresholds_take_zero() {
+        let ok = |s| parse_threshold(s, Threshold::Noise).unwrap();
+        assert!((ok("5%") - 0.05).abs() < 1e-12);
+        assert!((ok(" 2.5 ") - 0.025).abs() < 1e-12);
+        assert_eq!(ok("0"), 0.0);
+        assert_eq!(ok("0%"), 0.0);
+        assert!((ok("99.9") - 0.999).abs() < 1e-12);
+        for bad in ["-3", "-3%", "100", "100%", "lots", "", "NaN", "inf", "5%%x"] {
+            let e = parse_threshold(bad, Threshold::Noise)
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                e,
+                format!("bad --threshold '{bad}': give a percentage from 0 to 100, e.g. 2 or 2%"),
+            );
+        }
+    }
+
+    #[test]
+    fn effect_thresholds_refuse_zero() {
+        let ok = |s| parse_threshold(s, Threshold::Effect).unwrap();
+        assert!((ok("5%") - 0.05).abs() < 1e-12);
+        assert!((ok(" 2.5 ") - 0.025).abs() < 1e-12);
+        for bad in ["0", "0%", "-3", "-3%", "100%", "NaN"] {
+            let e = parse_threshold(bad, Threshold::Effect)
+                .unwrap_err()
+                .to_string();
+            assert!(e.ends_with("between 0 and 100 (exclusive)"), "{bad}: {e}");
+        }
+        for bad in ["fast", "", "5%%x"] {
+            let e = parse_threshold(bad, Threshold::Effect)
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                e,
+                format!("--threshold: '{bad}' is not valid; give a percentage such as 5%")
+            );
+        }
+    }
+
+    // Moved from cmd/bisect.rs with the parser it tests.
+    #[test]
+    fn thresholds_are_percentages() {
+        let parse_threshold = |s| parse_threshold(s, Threshold::Effect);
+        assert!((parse_threshold("5%").unwrap() - 0.05).abs() < 1e-12);
+        assert!((parse_threshold(" 2.5 ").unwrap() - 0.025).abs() < 1e-12);
+        for bad in ["0", "-3%", "100%", "fast", "", "NaN"] {
+            let e = parse_threshold(bad).unwrap_err().to_string();
+            assert!(e.starts_with("--threshold:"), "{bad}: {e}");
+        }
     }
 }

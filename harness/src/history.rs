@@ -7,6 +7,9 @@
 //! correction for the number of splits tried and the step is at least the noise
 //! threshold, then recurse into both halves. It is deterministic: the same series
 //! always gives the same points.
+//!
+//! Also the series reports built from the store ([`series_reports`]) and their two
+//! renderings, the markdown table and the chart ([`markdown`], [`history_chart`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,7 +18,9 @@ use anyhow::{Context as _, Result, bail};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
+use crate::chart::{LegendCorner, LineChart, Marker, Series};
 use crate::compare::load::{LoadedRow, Run};
+use crate::compare::matching::{display_name, varying_fields};
 use crate::compare::stats::{mean, welch_t_test};
 
 /// One detected step in a series.
@@ -154,6 +159,9 @@ pub struct Point {
     pub stddev_ts: f64,
     pub status: String,
 }
+
+/// Where the history lives unless `--db` says otherwise (ignored by git).
+pub const DEFAULT_DB: &str = "results/history.sqlite";
 
 /// The SQLite history store.
 pub struct History {
@@ -390,6 +398,156 @@ impl History {
         )?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+}
+
+// What `tessera history show` and the reports built on it show of the store: the series
+// of the selected configurations with their change points, as a table or a chart. They
+// used to live in `cmd::history`; `nightly` and `report` need them too.
+
+/// Which series a report covers, and the threshold of their change points: what `tessera
+/// history show`, `report` and `nightly` ask of the history, with their flags already read.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Only series of this test (e.g. pp512).
+    pub test: Option<String>,
+    /// Only series whose configuration has every FIELD = VALUE.
+    pub fields: Vec<(String, String)>,
+    /// Smallest step that counts as a change, a fraction (0.02 = 2%).
+    pub threshold: f64,
+}
+
+/// One series' report.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeriesReport {
+    pub key: String,
+    pub label: String,
+    pub points: Vec<Point>,
+    pub change_points: Vec<ChangePoint>,
+}
+
+/// Builds the series reports of the series `sel` selects, each with its change points.
+pub fn series_reports(h: &History, sel: &Selection) -> Result<Vec<SeriesReport>> {
+    let params = CpParams {
+        threshold: sel.threshold,
+        ..CpParams::default()
+    };
+    let all = h.series()?;
+    let selected: Vec<_> = all
+        .iter()
+        .filter(|(_, c)| sel.test.as_ref().is_none_or(|t| c.get("test") == Some(t)))
+        .filter(|(_, c)| sel.fields.iter().all(|(k, v)| c.get(k) == Some(v)))
+        .collect();
+    let fields = varying_fields(selected.iter().map(|(_, c)| *c));
+    let mut out = Vec::new();
+    for (key, config) in selected {
+        let points: Vec<Point> = h.points(key)?;
+        let ok: Vec<&Point> = points.iter().filter(|p| p.status == "ok").collect();
+        let values: Vec<f64> = ok.iter().map(|p| p.avg_ts).collect();
+        let mut cps = change_points(&values, &params);
+        if points.last().is_some_and(|p| p.status == "ok") {
+            mark_new(&values, &mut cps, &params);
+        }
+        let mut label = config.get("test").cloned().unwrap_or_default();
+        for f in &fields {
+            if let Some(v) = config.get(f) {
+                label.push_str(&format!(" {}={v}", display_name(f)));
+            }
+        }
+        // Change-point indices refer to the ok points; map them to all points.
+        let ok_index: Vec<usize> = points
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.status == "ok")
+            .map(|(i, _)| i)
+            .collect();
+        let cps = cps
+            .into_iter()
+            .map(|mut c| {
+                c.index = ok_index.get(c.index).copied().unwrap_or(c.index);
+                c
+            })
+            .collect();
+        out.push(SeriesReport {
+            key: key.clone(),
+            label,
+            points,
+            change_points: cps,
+        });
+    }
+    Ok(out)
+}
+
+/// The markdown listing: one line per series, then its change points.
+pub fn markdown(reports: &[SeriesReport]) -> String {
+    let mut s = String::from(
+        "| series | runs | latest t/s | change points |\n| --- | ---: | ---: | --- |\n",
+    );
+    for r in reports {
+        let latest = r
+            .points
+            .iter()
+            .rev()
+            .find(|p| p.status == "ok")
+            .map(|p| format!("{:.2}", p.avg_ts))
+            .unwrap_or_else(|| "-".into());
+        let cps: Vec<String> = r
+            .change_points
+            .iter()
+            .map(|c| {
+                let run = r.points.get(c.index).map(|p| p.run.as_str()).unwrap_or("?");
+                format!(
+                    "{:+.1}% at {run} ({:.2} → {:.2}){}",
+                    c.change * 100.0,
+                    c.before,
+                    c.after,
+                    if c.new { " **new**" } else { "" }
+                )
+            })
+            .collect();
+        let cps = if cps.is_empty() {
+            "none".to_string()
+        } else {
+            cps.join("; ")
+        };
+        s.push_str(&format!(
+            "| {} | {} | {latest} | {cps} |\n",
+            r.label,
+            r.points.len()
+        ));
+    }
+    s
+}
+
+/// The chart of one series: t/s per run with ±stddev, change points as dashed lines.
+pub fn history_chart(r: &SeriesReport) -> LineChart {
+    let points = r
+        .points
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.status == "ok")
+        .map(|(i, p)| (i as f64, p.avg_ts, p.stddev_ts))
+        .collect();
+    LineChart {
+        title: format!("{}: history", r.label),
+        x_label: "run (oldest to newest)".into(),
+        y_label: "throughput (tokens/s)".into(),
+        series: vec![Series {
+            name: r.label.clone(),
+            points,
+        }],
+        markers: r
+            .change_points
+            .iter()
+            .map(|c| Marker {
+                x: c.index as f64 - 0.5,
+                label: format!("{:+.1}%", c.change * 100.0),
+                good: c.change > 0.0,
+            })
+            .collect(),
+        x_ticks: Vec::new(),
+        integer_x: true,
+        legend: LegendCorner::LowerLeft,
     }
 }
 

@@ -12,6 +12,7 @@ pub mod export;
 pub mod gpu;
 pub mod history;
 pub mod lockfile;
+pub mod nightly;
 pub mod probe;
 pub mod profile;
 pub mod report;

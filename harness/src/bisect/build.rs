@@ -1,16 +1,21 @@
 //! Building a commit: the build cache chosen for the run (ccache reached through cmake's
 //! compiler-launcher variables, or one shared worktree whose build directory is reused),
-//! the build environment (`JOBS`, `CMAKE_BUILD_PARALLEL_LEVEL`, ccache's), and the record
-//! of each build next to its worktree, so that no finished commit is built twice (resume,
-//! replay, the perf baseline).
+//! the build environment (`JOBS`, `CMAKE_BUILD_PARALLEL_LEVEL`, ccache's), the record of
+//! each build next to its worktree, so that no finished commit is built twice (resume,
+//! replay, the perf baseline), and [`Driver::prepare`], which checks a commit out and builds
+//! it or reuses its build.
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
+use git2::Oid;
 use serde::{Deserialize, Serialize};
 
-use super::exec::which;
-use super::state::BuildCache;
+use super::driver::Driver;
+use super::exec::{self, Invocation, tail, which};
+use super::state::{BuildCache, BuildNote};
+use super::worktree::SHARED;
 
 /// The cached outcome of building one commit, next to its worktree.
 #[derive(Debug, Serialize, Deserialize)]
@@ -158,6 +163,130 @@ pub fn parse_budget(s: &str) -> std::result::Result<f64, String> {
         return Err(bad());
     }
     Ok(total)
+}
+
+/// A commit's worktree after its build.
+pub(super) struct Built {
+    pub(super) wt: PathBuf,
+    pub(super) note: BuildNote,
+    /// Why the build failed.
+    pub(super) error: Option<String>,
+    pub(super) seconds: Option<f64>,
+}
+
+impl Driver<'_> {
+    /// Checks the commit out (or reuses its worktree) and builds it (or reuses the build).
+    /// `quiet` leaves out the progress lines of a reused, cached build (the perf baseline,
+    /// prepared again for every step).
+    pub(super) fn prepare(&self, commit: Oid, quiet: bool) -> Result<Built> {
+        let spec = &self.cfg.spec;
+        let shared = self.cache == Cache::Reuse && commit != self.old;
+        let t = Instant::now();
+        let wt = if shared {
+            self.worktrees.shared(&self.repo, commit)?
+        } else {
+            self.worktrees.own(&self.repo, commit)?
+        };
+        let quiet = quiet && wt.reused;
+        if !quiet {
+            eprintln!(
+                "  checkout: {} ({})",
+                match (wt.reused, shared) {
+                    (true, _) => "worktree reused",
+                    (false, true) => "shared worktree moved here",
+                    (false, false) => "new worktree",
+                },
+                fmt_elapsed(t.elapsed().as_secs_f64())
+            );
+        }
+        for n in &wt.notes {
+            eprintln!("  note: {n}");
+        }
+        let Some(command) = &spec.build else {
+            return Ok(Built {
+                wt: wt.path,
+                note: BuildNote::None,
+                error: None,
+                seconds: None,
+            });
+        };
+        let record_path = if shared {
+            spec.cache_dir.join(format!("{SHARED}.build.json"))
+        } else {
+            spec.cache_dir.join(format!("{commit}.build.json"))
+        };
+        let hash = commit.to_string();
+        if !wt.reused {
+            // A fresh or moved checkout has no build outputs of this commit, whatever an old
+            // record says.
+            let _ = std::fs::remove_file(&record_path);
+        }
+        if let Some(rec) = BuildRecord::load(&record_path, command, &hash) {
+            if !quiet {
+                eprintln!(
+                    "  build: cached ({} when built)",
+                    if rec.ok { "succeeded" } else { "failed" }
+                );
+            }
+            return Ok(Built {
+                wt: wt.path,
+                note: if rec.ok {
+                    BuildNote::Cached
+                } else {
+                    BuildNote::CachedFailed
+                },
+                error: (!rec.ok).then_some(rec.log_tail),
+                seconds: None,
+            });
+        }
+        eprintln!("  build: running in {} ...", wt.path.display());
+        // The run's variables, then the build's own ([`env`]).
+        let mut vars = self.env(commit, &wt.path);
+        vars.extend(env(&self.cache, &spec.cache_dir, spec.jobs));
+        let out = exec::run(&Invocation {
+            script: command,
+            dir: &wt.path,
+            env: vars,
+            timeout: self.cfg.build_timeout(),
+            sanitizer: None,
+            heartbeat: Some("build"),
+        })?;
+        let ok = !out.timed_out && out.exit_code == Some(0);
+        let log_tail = if out.timed_out {
+            format!("build timed out after {:.0} s", out.seconds)
+        } else {
+            let t = tail(format!("{}\n{}", out.stdout, out.stderr).trim(), 3);
+            if t.is_empty() {
+                format!("build exited with {:?}", out.exit_code)
+            } else {
+                t
+            }
+        };
+        eprintln!(
+            "  build: {} in {}",
+            if ok { "built" } else { "FAILED" },
+            fmt_elapsed(out.seconds)
+        );
+        let rec = BuildRecord {
+            command: command.clone(),
+            ok,
+            seconds: out.seconds,
+            log_tail: log_tail.clone(),
+            commit: Some(hash),
+        };
+        std::fs::write(&record_path, serde_json::to_string_pretty(&rec)?)
+            .with_context(|| format!("writing {}", record_path.display()))?;
+        Ok(Built {
+            wt: wt.path,
+            note: if ok {
+                BuildNote::Built
+            } else {
+                BuildNote::Failed
+            },
+            error: (!ok).then_some(log_tail),
+            seconds: Some(out.seconds),
+        })
+    }
 }
 
 #[cfg(test)]

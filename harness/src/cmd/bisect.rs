@@ -1,22 +1,23 @@
 //! `tessera bisect`: git bisection for faults, fixes, performance regressions and output
 //! changes on any repository with a build command and a run command; `tessera bisect log`
-//! shows the steps, `tessera bisect reset` removes the state.
+//! shows the steps, `tessera bisect reset` removes the state. The flags are read and
+//! checked here (every message names its flag) into a [`bisect::Config`]; the bisection
+//! itself is [`bisect::run`].
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use regex::{Regex, RegexBuilder};
 
 use crate::bisect::build::parse_budget;
-use crate::bisect::driver;
 use crate::bisect::exec::which;
 use crate::bisect::metric::{Compare, MetricSource};
-use crate::bisect::repo::Repo;
-use crate::bisect::report::{self, BisectResult};
+use crate::bisect::report;
 use crate::bisect::state::{BuildCache, Mode, STATE_FILE, Spec, State};
 use crate::bisect::stats::StatTest;
-use crate::bisect::worktree::{Worktrees, check_exclude};
+use crate::bisect::worktree::check_exclude;
+use crate::bisect::{self, Config, Outcome, default_state_dir};
+use crate::cli::{Threshold, parse_threshold};
 
 #[derive(clap::Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -202,44 +203,6 @@ pub enum Format {
     Json,
 }
 
-/// Validated settings.
-#[derive(Debug)]
-pub struct Config {
-    pub spec: Spec,
-    pub state_dir: PathBuf,
-    pub resume: bool,
-    pub replay: Option<State>,
-    pub max_steps: Option<usize>,
-    pub json: Option<PathBuf>,
-    pub format: Format,
-    /// `--budget`, seconds.
-    pub budget: Option<f64>,
-    /// Compiled `--fault`.
-    pub fault: Option<Regex>,
-    pub metric: Option<MetricSource>,
-    pub compare: Compare,
-    pub sanitizer: Option<PathBuf>,
-}
-
-/// How a bisection ended.
-#[derive(Debug)]
-pub enum Outcome {
-    /// Found exactly one commit.
-    Found(BisectResult),
-    /// Skipped commits border the answer: a range.
-    Ambiguous(BisectResult),
-    /// Stopped by --max-steps or --budget, with the range that is left.
-    Stopped(BisectResult),
-}
-
-impl Outcome {
-    pub fn result(&self) -> &BisectResult {
-        match self {
-            Outcome::Found(r) | Outcome::Ambiguous(r) | Outcome::Stopped(r) => r,
-        }
-    }
-}
-
 /// The endpoints of a fresh bisection, from --good/--bad or --old/--new.
 struct Endpoints {
     good: String,
@@ -296,29 +259,21 @@ fn endpoints(a: &Args, mode: Mode) -> Result<Endpoints> {
     })
 }
 
-/// Default state dir of a repository.
-fn default_state_dir(repo: &Path) -> Result<PathBuf> {
-    Ok(Repo::open(repo)?.common_dir().join("tessera-bisect"))
+/// `--format`.
+fn format(a: &Args) -> Result<Format> {
+    Ok(match a.format.as_str() {
+        "md" | "markdown" => Format::Markdown,
+        "json" => Format::Json,
+        other => bail!("--format: '{other}' is not valid; give md or json"),
+    })
 }
 
-fn parse_threshold(s: &str) -> Result<f64> {
-    let v: f64 =
-        s.trim().trim_end_matches('%').trim().parse().map_err(|_| {
-            anyhow!("--threshold: '{s}' is not valid; give a percentage such as 5%")
-        })?;
-    if !(v > 0.0 && v < 100.0) {
-        bail!("--threshold: '{s}' is not valid; give a percentage between 0 and 100 (exclusive)");
-    }
-    Ok(v / 100.0)
-}
-
+// `Config` is the domain's (`bisect::Config`); turning flags into it is this module's job,
+// as `cmd::sweep` does for `sweep::Config`.
 impl Config {
+    /// The validated settings of `tessera bisect` (`--format` and `--json` are this
+    /// module's own: see [`run_cli`]).
     pub fn from_args(a: &Args) -> Result<Self> {
-        let format = match a.format.as_str() {
-            "md" | "markdown" => Format::Markdown,
-            "json" => Format::Json,
-            other => bail!("--format: '{other}' is not valid; give md or json"),
-        };
         if a.max_steps == Some(0) {
             bail!("--max-steps: 0 is not valid; give at least 1");
         }
@@ -356,7 +311,7 @@ impl Config {
             Some(p) => Some(State::load(p).with_context(|| "--replay".to_string())?),
             None => replay,
         };
-        Self::from_spec(spec, state_dir, a, format, replay)
+        Self::from_spec(spec, state_dir, a, replay)
     }
 
     fn spec_from_args(a: &Args, state_dir: &Path) -> Result<Spec> {
@@ -371,7 +326,7 @@ impl Config {
             .clone()
             .ok_or_else(|| anyhow!("--run: missing; give the command that tests a commit"))?;
         let stat: StatTest = m.stat.parse().map_err(|e| anyhow!("--stat: {e}"))?;
-        let threshold = parse_threshold(&m.threshold)?;
+        let threshold = parse_threshold(&m.threshold, Threshold::Effect)?;
         // Absolute paths, so that `--resume` works from any directory.
         let repo = std::fs::canonicalize(&a.repo)
             .map_err(|e| anyhow!("--repo: '{}': {e}", a.repo.display()))?;
@@ -426,13 +381,7 @@ impl Config {
     }
 
     /// Checks a spec (fresh or loaded) and compiles what it needs.
-    fn from_spec(
-        spec: Spec,
-        state_dir: PathBuf,
-        a: &Args,
-        format: Format,
-        replay: Option<State>,
-    ) -> Result<Self> {
+    fn from_spec(spec: Spec, state_dir: PathBuf, a: &Args, replay: Option<State>) -> Result<Self> {
         for (flag, v) in [
             ("--timeout", spec.timeout_s),
             ("--build-timeout", spec.build_timeout_s),
@@ -539,8 +488,6 @@ impl Config {
             resume: a.resume,
             replay,
             max_steps: a.max_steps,
-            json: a.json.clone(),
-            format,
             budget,
             fault,
             metric,
@@ -548,19 +495,6 @@ impl Config {
             sanitizer,
         })
     }
-
-    pub fn run_timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.spec.timeout_s)
-    }
-
-    pub fn build_timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.spec.build_timeout_s)
-    }
-}
-
-/// Runs the bisection.
-pub fn run(cfg: &Config) -> Result<Outcome> {
-    driver::run(cfg)
 }
 
 pub fn run_cli(a: &Args) -> Result<bool> {
@@ -569,14 +503,16 @@ pub fn run_cli(a: &Args) -> Result<bool> {
         Some(Action::Reset(r)) => return reset(r),
         None => {}
     }
+    // --format is checked before every other flag, as it always was.
+    let format = format(a)?;
     let cfg = Config::from_args(a)?;
-    let outcome = run(&cfg)?;
+    let outcome = bisect::run(&cfg)?;
     let result = outcome.result();
-    if let Some(path) = &cfg.json {
+    if let Some(path) = &a.json {
         std::fs::write(path, serde_json::to_string_pretty(result)?)
             .with_context(|| format!("--json: writing {}", path.display()))?;
     }
-    match cfg.format {
+    match format {
         Format::Markdown => print!("{}", report::result_markdown(result)),
         Format::Json => println!("{}", serde_json::to_string_pretty(result)?),
     }
@@ -609,50 +545,6 @@ fn reset(r: &ResetArgs) -> Result<bool> {
         Some(d) => d.clone(),
         None => default_state_dir(&r.repo)?,
     };
-    // Not under a running bisection: it would go on with its state file gone.
-    let _lock = dir
-        .is_dir()
-        .then(|| crate::lockfile::DirLock::acquire(&dir, "tessera bisect reset"))
-        .transpose()?;
-    let path = dir.join(STATE_FILE);
-    let cache_dir = State::load(&path)
-        .map(|s| s.spec.cache_dir)
-        .unwrap_or_else(|_| dir.join("worktrees"));
-    if path.exists() {
-        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
-        eprintln!("removed {}", path.display());
-    }
-    if r.worktrees {
-        let repo = Repo::open(&r.repo)?;
-        let repo_dir = std::fs::canonicalize(&r.repo)
-            .map_err(|e| anyhow!("--repo: '{}': {e}", r.repo.display()))?;
-        let n = Worktrees::remove_all(&repo, &repo_dir, &cache_dir);
-        let _ = std::fs::remove_dir_all(cache_dir.join("ccache"));
-        // Build records describe builds that are gone now.
-        if let Ok(entries) = std::fs::read_dir(&cache_dir) {
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if name.ends_with(".build.json") || name.ends_with(".checkout") {
-                    let _ = std::fs::remove_file(e.path());
-                }
-            }
-        }
-        eprintln!("removed {n} worktrees");
-    }
+    bisect::reset(&dir, &r.repo, r.worktrees)?;
     Ok(true)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn thresholds_are_percentages() {
-        assert!((parse_threshold("5%").unwrap() - 0.05).abs() < 1e-12);
-        assert!((parse_threshold(" 2.5 ").unwrap() - 0.025).abs() < 1e-12);
-        for bad in ["0", "-3%", "100%", "fast", "", "NaN"] {
-            let e = parse_threshold(bad).unwrap_err().to_string();
-            assert!(e.starts_with("--threshold:"), "{bad}: {e}");
-        }
-    }
 }

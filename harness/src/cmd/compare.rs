@@ -2,12 +2,13 @@
 //! each pair's change and verdict (md, json or csv), optionally drawing a chart and
 //! failing when anything regressed.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, bail};
 
 use crate::chart;
-use crate::compare::load::{KEY_FIELDS, load_run};
+use crate::cli::{Threshold, parse_threshold};
+use crate::compare::load::{load_run, parse_ignore, resolve_side, side_name};
 use crate::compare::render;
 use crate::compare::verdict::Criteria;
 use crate::compare::{Comparison, compare};
@@ -38,39 +39,8 @@ pub struct Args {
     #[arg(long = "fail-on-regression")]
     pub fail_on_regression: bool,
     /// History database that `baseline:NAME` sides are looked up in.
-    #[arg(long = "db", default_value = crate::cmd::history::DEFAULT_DB)]
+    #[arg(long = "db", default_value = crate::history::DEFAULT_DB)]
     pub db: PathBuf,
-}
-
-/// A side given as `baseline:NAME` is the run recorded by `tessera baseline set NAME RUN`
-/// in the history database `db`; anything else is a path.
-pub fn resolve_side(side: &Path, db: &Path) -> Result<PathBuf> {
-    let Some(name) = side.to_str().and_then(|s| s.strip_prefix("baseline:")) else {
-        return Ok(side.to_path_buf());
-    };
-    if !db.is_file() {
-        bail!(
-            "'{}' names a baseline, but there is no history database '{}': record one with `tessera baseline set {name} RUN`",
-            side.display(),
-            db.display()
-        );
-    }
-    let h = crate::history::History::open(db)?;
-    match h.baseline_path(name)? {
-        Some(p) => Ok(PathBuf::from(p)),
-        None => {
-            let known: Vec<String> = h.baselines()?.into_iter().map(|b| b.0).collect();
-            bail!(
-                "no baseline named '{name}' in '{}': known baselines are {}",
-                db.display(),
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                }
-            )
-        }
-    }
 }
 
 /// Output format of the comparison.
@@ -91,39 +61,6 @@ pub struct Config {
     pub ignore: Vec<String>,
     pub chart: Option<PathBuf>,
     pub fail_on_regression: bool,
-}
-
-/// Parses a threshold in percent ("2", "2%", "0.5"); must be in [0, 100).
-pub fn parse_threshold(s: &str) -> Result<f64> {
-    let t = s.trim().trim_end_matches('%').trim();
-    match t.parse::<f64>() {
-        Ok(v) if (0.0..100.0).contains(&v) => Ok(v / 100.0),
-        _ => bail!("bad --threshold '{s}': give a percentage from 0 to 100, e.g. 2 or 2%"),
-    }
-}
-
-/// Splits and checks `--ignore` lists against the key fields.
-pub fn parse_ignore(lists: &[String]) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    for item in lists.iter().flat_map(|l| l.split(',')) {
-        let item = item.trim();
-        if item.is_empty() {
-            continue;
-        }
-        if item == "test" || !KEY_FIELDS.contains(&item) {
-            let valid: Vec<&str> = KEY_FIELDS
-                .iter()
-                .copied()
-                .filter(|f| *f != "test")
-                .collect();
-            bail!(
-                "bad --ignore field '{item}': valid fields are {}",
-                valid.join(", ")
-            );
-        }
-        out.push(item.to_string());
-    }
-    Ok(out)
 }
 
 impl Config {
@@ -151,7 +88,7 @@ impl Config {
             new: resolve_side(&a.new, &a.db)?,
             format,
             criteria: Criteria {
-                threshold: parse_threshold(&a.threshold)?,
+                threshold: parse_threshold(&a.threshold, Threshold::Noise)?,
                 alpha: a.alpha,
                 ..Criteria::default()
             },
@@ -160,13 +97,6 @@ impl Config {
             fail_on_regression: a.fail_on_regression,
         })
     }
-}
-
-/// A short name for a side in legends: the directory or file name as given.
-pub fn side_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string())
 }
 
 /// Loads both sides and compares them.

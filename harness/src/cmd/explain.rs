@@ -327,7 +327,7 @@ pub fn local_roofline(rows_fingerprints: &[&str], notes: &mut Vec<String>) -> Op
 pub fn run_cli(a: &Args) -> Result<bool> {
     let base_filter = parse_filters(&a.base_filter, "--base")?;
     let cand_filter = parse_filters(&a.cand_filter, "--cand")?;
-    let ignore = crate::cmd::compare::parse_ignore(&a.ignore)?;
+    let ignore = crate::compare::load::parse_ignore(&a.ignore)?;
     if let Some(c) = &a.chart {
         crate::chart::ImageFormat::from_path(c)?;
     }

@@ -5,17 +5,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
-use serde::Serialize;
 
-use crate::chart::{self, LegendCorner, LineChart, Marker, Series};
-use crate::cmd::compare::{parse_threshold, side_name};
-use crate::compare::load::load_run;
-use crate::compare::matching::{display_name, varying_fields};
-use crate::history::{ChangePoint, CpParams, History, Point, change_points, mark_new};
+use crate::chart;
+use crate::cli::{Threshold, parse_threshold};
+use crate::compare::load::{load_run, side_name};
+use crate::history::{DEFAULT_DB, History, Selection, history_chart, markdown, series_reports};
 use crate::report::slug;
-
-/// Where the history lives unless `--db` says otherwise (ignored by git).
-pub const DEFAULT_DB: &str = "results/history.sqlite";
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -78,15 +73,6 @@ pub enum BaselineCmd {
     Show,
 }
 
-/// One series' report.
-#[derive(Debug, Clone, Serialize)]
-pub struct SeriesReport {
-    pub key: String,
-    pub label: String,
-    pub points: Vec<Point>,
-    pub change_points: Vec<ChangePoint>,
-}
-
 pub fn run_cli(a: &Args) -> Result<bool> {
     let mut h = History::open(&a.db)?;
     match &a.cmd {
@@ -125,11 +111,10 @@ pub fn baseline_cli(a: &BaselineArgs) -> Result<bool> {
     Ok(true)
 }
 
-/// Builds the series reports selected by `s`.
-pub fn series_reports(h: &History, s: &ShowArgs) -> Result<Vec<SeriesReport>> {
+/// `--match` lists: FIELD=VALUE pairs.
+fn parse_match(filter: &[String]) -> Result<Vec<(String, String)>> {
     let mut wanted = Vec::new();
-    for item in s
-        .filter
+    for item in filter
         .iter()
         .flat_map(|f| f.split(','))
         .filter(|i| !i.trim().is_empty())
@@ -139,58 +124,24 @@ pub fn series_reports(h: &History, s: &ShowArgs) -> Result<Vec<SeriesReport>> {
         };
         wanted.push((k.trim().to_string(), v.trim().to_string()));
     }
-    let params = CpParams {
-        threshold: parse_threshold(&s.threshold)?,
-        ..CpParams::default()
-    };
-    let all = h.series()?;
-    let selected: Vec<_> = all
-        .iter()
-        .filter(|(_, c)| s.test.as_ref().is_none_or(|t| c.get("test") == Some(t)))
-        .filter(|(_, c)| wanted.iter().all(|(k, v)| c.get(k) == Some(v)))
-        .collect();
-    let fields = varying_fields(selected.iter().map(|(_, c)| *c));
-    let mut out = Vec::new();
-    for (key, config) in selected {
-        let points: Vec<Point> = h.points(key)?;
-        let ok: Vec<&Point> = points.iter().filter(|p| p.status == "ok").collect();
-        let values: Vec<f64> = ok.iter().map(|p| p.avg_ts).collect();
-        let mut cps = change_points(&values, &params);
-        if points.last().is_some_and(|p| p.status == "ok") {
-            mark_new(&values, &mut cps, &params);
-        }
-        let mut label = config.get("test").cloned().unwrap_or_default();
-        for f in &fields {
-            if let Some(v) = config.get(f) {
-                label.push_str(&format!(" {}={v}", display_name(f)));
-            }
-        }
-        // Change-point indices refer to the ok points; map them to all points.
-        let ok_index: Vec<usize> = points
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.status == "ok")
-            .map(|(i, _)| i)
-            .collect();
-        let cps = cps
-            .into_iter()
-            .map(|mut c| {
-                c.index = ok_index.get(c.index).copied().unwrap_or(c.index);
-                c
-            })
-            .collect();
-        out.push(SeriesReport {
-            key: key.clone(),
-            label,
-            points,
-            change_points: cps,
-        });
+    Ok(wanted)
+}
+
+impl Selection {
+    /// The series `history show` lists. --match is checked before --threshold, and both
+    /// after the database is opened, as they were when the history read them itself.
+    pub fn from_args(s: &ShowArgs) -> Result<Selection> {
+        let fields = parse_match(&s.filter)?;
+        Ok(Selection {
+            test: s.test.clone(),
+            fields,
+            threshold: parse_threshold(&s.threshold, Threshold::Noise)?,
+        })
     }
-    Ok(out)
 }
 
 fn show(h: &History, s: &ShowArgs) -> Result<bool> {
-    let reports = series_reports(h, s)?;
+    let reports = series_reports(h, &Selection::from_args(s)?)?;
     if let Some(path) = &s.chart {
         chart::ImageFormat::from_path(path)?;
         for r in &reports {
@@ -225,77 +176,4 @@ fn suffixed(path: &Path, suffix: &str) -> PathBuf {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     path.with_file_name(format!("{stem}-{suffix}.{ext}"))
-}
-
-/// The markdown listing: one line per series, then its change points.
-pub fn markdown(reports: &[SeriesReport]) -> String {
-    let mut s = String::from(
-        "| series | runs | latest t/s | change points |\n| --- | ---: | ---: | --- |\n",
-    );
-    for r in reports {
-        let latest = r
-            .points
-            .iter()
-            .rev()
-            .find(|p| p.status == "ok")
-            .map(|p| format!("{:.2}", p.avg_ts))
-            .unwrap_or_else(|| "-".into());
-        let cps: Vec<String> = r
-            .change_points
-            .iter()
-            .map(|c| {
-                let run = r.points.get(c.index).map(|p| p.run.as_str()).unwrap_or("?");
-                format!(
-                    "{:+.1}% at {run} ({:.2} → {:.2}){}",
-                    c.change * 100.0,
-                    c.before,
-                    c.after,
-                    if c.new { " **new**" } else { "" }
-                )
-            })
-            .collect();
-        let cps = if cps.is_empty() {
-            "none".to_string()
-        } else {
-            cps.join("; ")
-        };
-        s.push_str(&format!(
-            "| {} | {} | {latest} | {cps} |\n",
-            r.label,
-            r.points.len()
-        ));
-    }
-    s
-}
-
-/// The chart of one series: t/s per run with ±stddev, change points as dashed lines.
-pub fn history_chart(r: &SeriesReport) -> LineChart {
-    let points = r
-        .points
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| p.status == "ok")
-        .map(|(i, p)| (i as f64, p.avg_ts, p.stddev_ts))
-        .collect();
-    LineChart {
-        title: format!("{}: history", r.label),
-        x_label: "run (oldest to newest)".into(),
-        y_label: "throughput (tokens/s)".into(),
-        series: vec![Series {
-            name: r.label.clone(),
-            points,
-        }],
-        markers: r
-            .change_points
-            .iter()
-            .map(|c| Marker {
-                x: c.index as f64 - 0.5,
-                label: format!("{:+.1}%", c.change * 100.0),
-                good: c.change > 0.0,
-            })
-            .collect(),
-        x_ticks: Vec::new(),
-        integer_x: true,
-        legend: LegendCorner::LowerLeft,
-    }
 }

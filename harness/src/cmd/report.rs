@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::cmd::compare::{parse_threshold, resolve_side};
+use crate::cli::{Threshold, parse_threshold};
+use crate::compare::load::resolve_side;
 use crate::report::{self, Config};
 
 #[derive(clap::Args, Debug)]
@@ -21,7 +22,7 @@ pub struct Args {
     #[arg(long = "baseline")]
     pub baseline: Option<PathBuf>,
     /// History database that `--baseline baseline:NAME` is looked up in.
-    #[arg(long = "db", default_value = crate::cmd::history::DEFAULT_DB)]
+    #[arg(long = "db", default_value = crate::history::DEFAULT_DB)]
     pub db: PathBuf,
     /// Noise threshold in percent for the comparison.
     #[arg(long = "threshold", default_value = "2")]
@@ -33,7 +34,7 @@ pub struct Args {
 
 /// The report's configuration from the command line.
 pub fn config(a: &Args) -> Result<Config> {
-    let threshold = parse_threshold(&a.threshold)?;
+    let threshold = parse_threshold(&a.threshold, Threshold::Noise)?;
     let baseline = match &a.baseline {
         Some(b) => Some(resolve_side(b, &a.db)?),
         None => None,

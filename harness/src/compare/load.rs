@@ -1,7 +1,9 @@
 //! Reads one side of a comparison: a run directory (its `results.jsonl`), a results
 //! JSONL or CSV file, or llama-bench `-o json|jsonl|csv` output, keeping each row's
 //! configuration as the file states it, so that a field the producer never wrote is
-//! known to be unknown rather than mistaken for a default.
+//! known to be unknown rather than mistaken for a default. A side may also be named
+//! `baseline:NAME` ([`resolve_side`]), and has a short name for legends ([`side_name`]);
+//! `--ignore` lists are checked against the key fields here ([`parse_ignore`]).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -35,6 +37,30 @@ pub const KEY_FIELDS: &[&str] = &[
     "test",
 ];
 
+/// Splits and checks `--ignore` lists against the key fields.
+pub fn parse_ignore(lists: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for item in lists.iter().flat_map(|l| l.split(',')) {
+        let item = item.trim();
+        if item.is_empty() {
+            continue;
+        }
+        if item == "test" || !KEY_FIELDS.contains(&item) {
+            let valid: Vec<&str> = KEY_FIELDS
+                .iter()
+                .copied()
+                .filter(|f| *f != "test")
+                .collect();
+            bail!(
+                "bad --ignore field '{item}': valid fields are {}",
+                valid.join(", ")
+            );
+        }
+        out.push(item.to_string());
+    }
+    Ok(out)
+}
+
 /// One row and the key fields its source actually stated (non-empty values only).
 #[derive(Debug, Clone)]
 pub struct LoadedRow {
@@ -50,6 +76,44 @@ pub struct Run {
     /// The file the rows came from (`results.jsonl` inside a run directory).
     pub file: PathBuf,
     pub rows: Vec<LoadedRow>,
+}
+
+/// A side given as `baseline:NAME` is the run recorded by `tessera baseline set NAME RUN`
+/// in the history database `db`; anything else is a path.
+pub fn resolve_side(side: &Path, db: &Path) -> Result<PathBuf> {
+    let Some(name) = side.to_str().and_then(|s| s.strip_prefix("baseline:")) else {
+        return Ok(side.to_path_buf());
+    };
+    if !db.is_file() {
+        bail!(
+            "'{}' names a baseline, but there is no history database '{}': record one with `tessera baseline set {name} RUN`",
+            side.display(),
+            db.display()
+        );
+    }
+    let h = crate::history::History::open(db)?;
+    match h.baseline_path(name)? {
+        Some(p) => Ok(PathBuf::from(p)),
+        None => {
+            let known: Vec<String> = h.baselines()?.into_iter().map(|b| b.0).collect();
+            bail!(
+                "no baseline named '{name}' in '{}': known baselines are {}",
+                db.display(),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )
+        }
+    }
+}
+
+/// A short name for a side in legends: the directory or file name as given.
+pub fn side_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
 }
 
 /// Loads a run directory or a results file. An empty file is an error: comparing

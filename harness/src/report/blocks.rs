@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use super::charts::{save_chart, slug};
-use crate::cmd::history::{SeriesReport, history_chart};
 use crate::compare::load::{LoadedRow, Run};
 use crate::compare::matching::{label, varying_fields};
 use crate::compare::render;
+use crate::history::{SeriesReport, history_chart};
 use crate::results::Status;
 
 /// A piece of the report, rendered to markdown and to HTML alike.

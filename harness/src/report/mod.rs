@@ -8,21 +8,17 @@
 //! The report is one list of [`Block`]s, built once (`blocks.rs`: the text and tables;
 //! `charts.rs`: the charts and their files) and rendered twice (`markdown.rs`, `html.rs`),
 //! so the two files always say the same.
-//!
-//! It still reaches into two command modules: `cmd::compare::side_name` (a run's display
-//! name) and `cmd::history::{SeriesReport, history_chart}`. Those are domain code living
-//! in `cmd/`, outside this module's change; their homes are `compare/` and `history/`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
-use crate::cmd::compare::side_name;
-use crate::cmd::history::SeriesReport;
 use crate::compare::load::load_run;
+use crate::compare::load::side_name;
 use crate::compare::render;
 use crate::compare::verdict::Criteria;
+use crate::history::SeriesReport;
 
 mod blocks;
 mod charts;
