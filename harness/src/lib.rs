@@ -15,5 +15,6 @@ pub mod lockfile;
 pub mod probe;
 pub mod profile;
 pub mod results;
+pub mod stats;
 pub mod sweep;
 pub mod timefmt;

@@ -742,18 +742,13 @@ pub fn summarize(samples_ns: &[u64], n_tokens: u64) -> (u64, u64, f64, f64, Vec<
     )
 }
 
-/// Mean and sample standard deviation (two-pass, so large equal values give exactly 0).
+/// Mean and sample standard deviation by `crate::stats` (two-pass, so large equal values
+/// give exactly 0), with llama-bench's values for too few samples: 0 where there is none.
 fn mean_stddev(v: &[f64]) -> (f64, f64) {
-    if v.is_empty() {
-        return (0.0, 0.0);
-    }
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    if v.len() < 2 {
-        return (mean, 0.0);
-    }
-    let ss: f64 = v.iter().map(|x| (x - mean) * (x - mean)).sum();
-    (mean, (ss / (n - 1.0)).sqrt())
+    (
+        crate::stats::mean(v).unwrap_or(0.0),
+        crate::stats::stddev(v).unwrap_or(0.0),
+    )
 }
 
 fn round_to_u64(x: f64) -> u64 {

@@ -1,5 +1,5 @@
 //! Git bisection for faults, fixes, performance regressions, speedups and output changes:
-//! the search (`search`), the statistics of perf verdicts (`stats`, `perf`), run
+//! the search (`search`), the verdict of perf steps (`perf`, over `crate::stats`), run
 //! classification (`classify`), child processes with time limits (`exec`), git access
 //! (`repo`) and worktrees (`worktree`), builds and their cache (`build`), metrics and output
 //! comparison (`metric`), the saved state (`state`), the answer (`report`), judging one
@@ -16,6 +16,5 @@ pub mod repo;
 pub mod report;
 pub mod search;
 pub mod state;
-pub mod stats;
 mod step;
 pub mod worktree;

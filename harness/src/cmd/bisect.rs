@@ -12,10 +12,10 @@ use crate::bisect::build::parse_budget;
 use crate::bisect::driver;
 use crate::bisect::exec::which;
 use crate::bisect::metric::{Compare, MetricSource};
+use crate::bisect::perf::StatTest;
 use crate::bisect::repo::Repo;
 use crate::bisect::report::{self, BisectResult};
 use crate::bisect::state::{BuildCache, Mode, STATE_FILE, Spec, State};
-use crate::bisect::stats::StatTest;
 use crate::bisect::worktree::{Worktrees, check_exclude};
 
 #[derive(clap::Args, Debug)]
