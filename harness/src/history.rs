@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::chart::{LegendCorner, LineChart, Marker, Series};
 use crate::compare::load::{LoadedRow, Run};
 use crate::compare::matching::{display_name, varying_fields};
-use crate::compare::stats::{mean, welch_t_test};
+use crate::stats::{Alternative, mean, welch_t_test};
 
 /// One detected step in a series.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -76,8 +76,9 @@ pub fn change_points(values: &[f64], p: &CpParams) -> Vec<ChangePoint> {
         .iter()
         .enumerate()
         .map(|(i, &(index, p_value))| {
-            let before = mean(&values[bounds[i]..index]);
-            let after = mean(&values[index..bounds[i + 2]]);
+            // Segments are never empty; 0 would read as "no change" below.
+            let before = mean(&values[bounds[i]..index]).unwrap_or(0.0);
+            let after = mean(&values[index..bounds[i + 2]]).unwrap_or(0.0);
             ChangePoint {
                 index,
                 before,
@@ -135,16 +136,18 @@ fn segment(v: &[f64], lo: usize, hi: usize, p: &CpParams, out: &mut Vec<(usize, 
     }
     let Some((s, _)) = best else { return };
     let (a, b) = (&seg[..s], &seg[s..]);
-    let Some(w) = welch_t_test(a, b) else { return };
+    let Some(w) = welch_t_test(a, b, Alternative::TwoSided) else {
+        return;
+    };
     let tried = (n + 1 - 2 * min) as f64;
-    let (ma, mb) = (mean(a), mean(b));
+    let (ma, mb) = (mean(a).unwrap_or(0.0), mean(b).unwrap_or(0.0));
     let step = if ma != 0.0 {
         (mb / ma - 1.0).abs()
     } else {
         0.0
     };
-    if w.p * tried < p.alpha && step >= p.threshold {
-        out.push((lo + s, w.p));
+    if w.p_value * tried < p.alpha && step >= p.threshold {
+        out.push((lo + s, w.p_value));
         segment(v, lo, lo + s, p, out);
         segment(v, lo + s, hi, p, out);
     }
@@ -554,7 +557,7 @@ pub fn history_chart(r: &SeriesReport) -> LineChart {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compare::stats::SplitMix64;
+    use crate::stats::SplitMix64;
 
     fn noisy(seed: u64, levels: &[(usize, f64)], noise: f64) -> Vec<f64> {
         let mut r = SplitMix64::new(seed);

@@ -17,5 +17,6 @@ pub mod probe;
 pub mod profile;
 pub mod report;
 pub mod results;
+pub mod stats;
 pub mod sweep;
 pub mod timefmt;

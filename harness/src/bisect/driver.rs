@@ -378,7 +378,7 @@ impl Driver<'_> {
         }
         let budget = self.cfg.budget?;
         let spent = self.started.elapsed().as_secs_f64();
-        let per_step = super::stats::mean(&self.step_seconds).unwrap_or(0.0);
+        let per_step = crate::stats::mean(&self.step_seconds).unwrap_or(0.0);
         (spent + per_step > budget).then(|| {
             format!(
                 "stopped by --budget {}: {} spent, and a step takes about {}",

@@ -1,6 +1,6 @@
 //! Git bisection for faults, fixes, performance regressions, speedups and output changes:
 //! what a bisection is given and ends with (`config`), the search (`search`), the
-//! statistics of perf verdicts (`stats`, `perf`), run classification (`classify`), child
+//! verdict of perf steps (`perf`, over `crate::stats`), run classification (`classify`), child
 //! processes with time limits (`exec`), git access (`repo`) and worktrees (`worktree`),
 //! builds and their cache (`build`), metrics and output comparison (`metric`), the saved
 //! state (`state`), running one step's commit (`step`), judging it per mode (`eval`), the
@@ -23,7 +23,6 @@ pub mod report;
 pub mod reset;
 pub mod search;
 pub mod state;
-pub mod stats;
 mod step;
 pub mod worktree;
 

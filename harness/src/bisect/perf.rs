@@ -5,7 +5,41 @@
 //! so a verdict depends only on its numbers.
 
 use super::state::PerfMeasure;
-use super::stats::{Alternative, StatTest, mean};
+use crate::stats::{Alternative, TestResult, mann_whitney_u, mean, welch_t_test};
+
+/// Which two-sample test decides perf steps (`--stat`). The choice and its names are
+/// bisect's; the tests are `crate::stats`'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StatTest {
+    Welch,
+    MannWhitney,
+}
+
+impl std::str::FromStr for StatTest {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "welch" | "t" => Ok(StatTest::Welch),
+            "mann-whitney" | "mwu" | "u" => Ok(StatTest::MannWhitney),
+            _ => Err(format!(
+                "'{s}' is not a known test; valid: welch, mann-whitney"
+            )),
+        }
+    }
+}
+
+impl StatTest {
+    /// Runs this test of sample `b` against reference `a`, `alt` claiming what `b` does (the
+    /// convention of `crate::stats`); `None` when a sample is too small (fewer than two
+    /// values) or not finite.
+    pub fn test(self, a: &[f64], b: &[f64], alt: Alternative) -> Option<TestResult> {
+        match self {
+            StatTest::Welch => welch_t_test(a, b, alt),
+            StatTest::MannWhitney => mann_whitney_u(a, b, alt),
+        }
+    }
+}
 
 /// Which change a step looks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,9 +102,10 @@ pub fn judge(base: &[f64], cand: &[f64], rule: Rule) -> Option<Judged> {
     } else {
         1.0 - sign * rule.threshold
     };
-    let p_change = rule.stat.test(cand, base, toward)?.p_value;
+    // The alternatives say what the candidate does against the (shifted) baseline.
+    let p_change = rule.stat.test(base, cand, toward)?.p_value;
     let shifted: Vec<f64> = base.iter().map(|v| v * factor).collect();
-    let p_within = rule.stat.test(cand, &shifted, away)?.p_value;
+    let p_within = rule.stat.test(&shifted, cand, away)?.p_value;
     let (changed, p_error) = if p_change < rule.alpha && change > rule.threshold {
         (Some(true), Some(p_change))
     } else if p_within < rule.alpha {
@@ -168,6 +203,99 @@ mod tests {
             assert_eq!(changed(&base, &noisy(60.0, 8, 5), times), Some(true));
             assert_eq!(changed(&base, &noisy(140.0, 8, 5), times), Some(false));
         }
+    }
+
+    /// p-values of the verdicts above as the hand-written statistics computed them before
+    /// `crate::stats` (and statrs) took over: Welch's moved by less than 1e-12, Mann–Whitney's
+    /// by less than the old erfc's error (1.2e-7), so no decision moved.
+    #[test]
+    fn p_values_match_the_pre_statrs_tests() {
+        let old = [
+            (
+                StatTest::Welch,
+                60.0,
+                2,
+                1.797_364_213_381_704_2e-12,
+                9.999_999_999_971_981e-1,
+            ),
+            (
+                StatTest::Welch,
+                100.0,
+                3,
+                5.152_753_134_928_312e-1,
+                2.403_144_344_407_803_8e-3,
+            ),
+            (
+                StatTest::Welch,
+                95.0,
+                4,
+                2.388_984_023_503_525e-3,
+                4.762_979_662_855_847_4e-1,
+            ),
+            (
+                StatTest::Welch,
+                150.0,
+                5,
+                9.999_999_999_968_79e-1,
+                1.504_685_265_274_474_7e-12,
+            ),
+            (
+                StatTest::MannWhitney,
+                60.0,
+                2,
+                4.695_528_824_195_653_5e-4,
+                9.996_789_555_768_807e-1,
+            ),
+            (
+                StatTest::MannWhitney,
+                100.0,
+                3,
+                6.817_487_757_923_404e-1,
+                9.064_503_240_169_275e-3,
+            ),
+            (
+                StatTest::MannWhitney,
+                95.0,
+                4,
+                6.793_636_113_015_607e-3,
+                5.209_390_780_854_806e-1,
+            ),
+            (
+                StatTest::MannWhitney,
+                150.0,
+                5,
+                9.996_789_555_768_807e-1,
+                4.695_528_824_195_660_5e-4,
+            ),
+        ];
+        let base = noisy(100.0, 8, 1);
+        for (stat, level, seed, p_change, p_within) in old {
+            let tol = if stat == StatTest::Welch {
+                1e-12
+            } else {
+                1.2e-7
+            };
+            let r = rule(stat, Direction::Slower, false);
+            let m = judge(&base, &noisy(level, 8, seed), r).unwrap().measure;
+            assert!(
+                (m.p_change - p_change).abs() <= tol,
+                "{stat:?} {level}: {m:?}"
+            );
+            assert!(
+                (m.p_within - p_within).abs() <= tol,
+                "{stat:?} {level}: {m:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn stat_test_names_parse() {
+        assert_eq!("welch".parse::<StatTest>().unwrap(), StatTest::Welch);
+        assert_eq!(
+            "mann-whitney".parse::<StatTest>().unwrap(),
+            StatTest::MannWhitney
+        );
+        assert!("ks".parse::<StatTest>().unwrap_err().contains("welch"));
     }
 
     #[test]

@@ -8,8 +8,8 @@ use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use super::classify::Classification;
+use super::perf::StatTest;
 use super::report::BisectResult;
-use super::stats::StatTest;
 
 /// Version of the state document; bump on incompatible changes.
 pub const STATE_VERSION: u32 = 1;

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
-use super::stats;
 use crate::export::parse_csv as read_csv_rows;
 use crate::results::{BenchRow, Skipped, Status, parse_jsonl, warn_skipped};
+use crate::stats;
 
 /// Configuration fields that identify a measurement, in display order. `model` is the
 /// file name (without directories) of `model_filename`; the rest are row fields of the
@@ -198,16 +198,16 @@ fn merge(mut group: Vec<LoadedRow>) -> LoadedRow {
     if samples_ts.is_empty() {
         // Rows without raw samples: the mean of their means is all there is.
         let means: Vec<f64> = ok.iter().map(|r| r.row.avg_ts).collect();
-        out.row.avg_ts = stats::mean(&means);
-        out.row.stddev_ts = stats::stddev(&means);
+        out.row.avg_ts = stats::mean(&means).unwrap_or(0.0);
+        out.row.stddev_ts = stats::stddev(&means).unwrap_or(0.0);
     } else {
-        out.row.avg_ts = stats::mean(&samples_ts);
-        out.row.stddev_ts = stats::stddev(&samples_ts);
+        out.row.avg_ts = stats::mean(&samples_ts).unwrap_or(0.0);
+        out.row.stddev_ts = stats::stddev(&samples_ts).unwrap_or(0.0);
     }
     if !samples_ns.is_empty() {
         let ns: Vec<f64> = samples_ns.iter().map(|&x| x as f64).collect();
-        out.row.avg_ns = stats::mean(&ns).round() as u64;
-        out.row.stddev_ns = stats::stddev(&ns).round() as u64;
+        out.row.avg_ns = stats::mean(&ns).unwrap_or(0.0).round() as u64;
+        out.row.stddev_ns = stats::stddev(&ns).unwrap_or(0.0).round() as u64;
     }
     out.row.samples_ts = samples_ts;
     out.row.samples_ns = samples_ns;

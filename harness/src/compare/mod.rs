@@ -5,7 +5,6 @@
 pub mod load;
 pub mod matching;
 pub mod render;
-pub mod stats;
 pub mod verdict;
 
 use std::collections::BTreeMap;

@@ -16,7 +16,9 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::stats::{BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap_ratio_ci, mean, welch_t_test};
+use crate::stats::{
+    Alternative, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap_ratio_ci, mean, welch_t_test,
+};
 
 /// Fewest samples per side that a verdict other than noisy needs.
 pub const MIN_SAMPLES: usize = 3;
@@ -106,14 +108,15 @@ pub struct Evidence {
 
 /// Decides the verdict for t/s samples `base` and `cand` (higher is better).
 pub fn decide(base: &[f64], cand: &[f64], c: &Criteria) -> Evidence {
-    let (mb, mc) = (mean(base), mean(cand));
+    // An empty side counts as mean 0: "too few samples" below, never a ratio.
+    let (mb, mc) = (mean(base).unwrap_or(0.0), mean(cand).unwrap_or(0.0));
     let diff = (mb > 0.0 && !base.is_empty() && !cand.is_empty()).then(|| mc / mb - 1.0);
-    let welch = welch_t_test(base, cand);
+    let welch = welch_t_test(base, cand, Alternative::TwoSided);
     let ci = bootstrap_ratio_ci(base, cand, c.level, c.resamples, c.seed);
     let mut ev = Evidence {
         verdict: Verdict::Noisy,
         diff,
-        p_value: welch.map(|w| w.p),
+        p_value: welch.map(|w| w.p_value),
         ci,
         n_base: base.len(),
         n_cand: cand.len(),
@@ -135,7 +138,7 @@ pub fn decide(base: &[f64], cand: &[f64], c: &Criteria) -> Evidence {
         );
         return ev;
     }
-    let significant = welch.p < c.alpha;
+    let significant = welch.p_value < c.alpha;
     let beyond = diff.abs() >= c.threshold;
     let excludes_one = lo > 1.0 || hi < 1.0;
     if significant && beyond && excludes_one {
@@ -144,7 +147,11 @@ pub fn decide(base: &[f64], cand: &[f64], c: &Criteria) -> Evidence {
         } else {
             Verdict::Regressed
         };
-        ev.reason = format!("p = {:.2e}, beyond ±{:.1}%", welch.p, c.threshold * 100.0);
+        ev.reason = format!(
+            "p = {:.2e}, beyond ±{:.1}%",
+            welch.p_value,
+            c.threshold * 100.0
+        );
     } else if hi - lo > 2.0 * c.threshold {
         ev.verdict = Verdict::Noisy;
         ev.reason = format!(
@@ -158,7 +165,7 @@ pub fn decide(base: &[f64], cand: &[f64], c: &Criteria) -> Evidence {
         ev.reason = if significant && !beyond {
             format!("significant but within ±{:.1}%", c.threshold * 100.0)
         } else {
-            format!("not significant (p = {:.2})", welch.p)
+            format!("not significant (p = {:.2})", welch.p_value)
         };
     }
     ev
@@ -166,8 +173,8 @@ pub fn decide(base: &[f64], cand: &[f64], c: &Criteria) -> Evidence {
 
 #[cfg(test)]
 mod tests {
-    use super::super::stats::SplitMix64;
     use super::*;
+    use crate::stats::SplitMix64;
 
     /// `n` samples around `mean` with relative noise `noise` (normal, seeded).
     fn samples(seed: u64, n: usize, mean: f64, noise: f64) -> Vec<f64> {
@@ -201,7 +208,7 @@ mod tests {
     /// `noise`: a typical draw, without the luck of a random one.
     fn spread(n: usize, mean: f64, noise: f64) -> Vec<f64> {
         let z: Vec<f64> = (0..n).map(|i| i as f64 - (n - 1) as f64 / 2.0).collect();
-        let sd = super::super::stats::stddev(&z);
+        let sd = crate::stats::stddev(&z).unwrap();
         z.iter().map(|z| mean * (1.0 + noise * z / sd)).collect()
     }
 

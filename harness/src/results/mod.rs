@@ -1,0 +1,34 @@
+//! The result row: one JSON object per measurement, shaped so that tools reading
+//! llama-bench's JSON read ours; its schema, its readers, and what fills its derived fields.
+//!
+//! - `schema`: [`BenchRow`] and its field types, the field lists, llama-bench's defaults.
+//! - `read`: the reading policy every format shares (a row from a JSON object, a newer
+//!   schema refused, damaged lines skipped and named).
+//! - `jsonl`: the JSON Lines reader.
+//! - `timing`: the timing fields from raw samples, by llama-bench's rules.
+//! - `signal`: signal names and the shell exit code → signal mapping.
+//! - `build`: this binary's build info.
+//!
+//! The CSV reader (`parse_csv`, `read_csv`, now in `export`) is to move to `results/csv.rs`.
+//!
+//! Every item is re-exported here, so `crate::results::X` is the one path to use.
+
+mod build;
+mod jsonl;
+mod read;
+mod schema;
+mod signal;
+mod timing;
+
+pub use build::build_info;
+pub use jsonl::{parse_jsonl, read_jsonl, read_jsonl_file};
+#[cfg(test)]
+pub(crate) use read::assert_rows_match;
+pub use read::{ReadRow, ReadRows, RowError, Skipped, warn_skipped};
+pub use schema::{
+    BenchRow, CounterValue, FIELDS, Fault, KernelUse, LLAMA_BENCH_DEFAULT_N_BATCH,
+    LLAMA_BENCH_DEFAULT_N_UBATCH, LLAMA_BENCH_DEFAULT_TYPE_KV, Profile, ProfileSymbol,
+    SCHEMA_VERSION, STRING_FIELDS, Status, test_name,
+};
+pub use signal::{MAX_SIGNAL, signal_name, signal_of_shell_exit};
+pub use timing::summarize;
