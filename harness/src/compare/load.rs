@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
-use crate::export::parse_csv as read_csv_rows;
+use crate::results::parse_csv as read_csv_rows;
 use crate::results::{BenchRow, Skipped, Status, parse_jsonl, warn_skipped};
 use crate::stats;
 

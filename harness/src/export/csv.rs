@@ -1,5 +1,5 @@
 //! The CSV exporter: a header naming every field, then one record per row, quoted by
-//! the `csv` crate. [`super::read_csv`] reads it back.
+//! the `csv` crate. [`crate::results::read_csv`] reads it back.
 
 use std::io::{self, Write};
 
@@ -10,7 +10,7 @@ use crate::results::{BenchRow, FIELDS};
 
 /// A header naming every field, then one record per row. Strings are written as
 /// they are, numbers and booleans as JSON writes them, `null` as an empty cell, and
-/// arrays and objects as compact JSON in one cell. [`super::read_csv`] reads it back.
+/// arrays and objects as compact JSON in one cell. [`crate::results::read_csv`] reads it back.
 pub(super) struct CsvExporter;
 
 impl Exporter for CsvExporter {
@@ -60,7 +60,8 @@ where
 mod tests {
     use super::*;
     use crate::export::fixtures::{export, rows};
-    use crate::export::{OutputFormat, TableColumns, read_csv};
+    use crate::export::{OutputFormat, TableColumns};
+    use crate::results::read_csv;
     use crate::results::{Fault, assert_rows_match};
 
     #[test]

@@ -10,9 +10,9 @@
 //! Helpers live with the one format that uses them: [`TableColumns`], [`format_size`] and
 //! [`format_params`] are the markdown table's (llama-bench's cell formats), so they sit in
 //! `markdown.rs`, as does [`md_escape`], the one markdown-cell escape every markdown
-//! writer in tessera uses (compare, explain, report, bisect). The CSV reader sits in
-//! `csv_read.rs` until it moves to `results/` beside the JSONL reader. The paths
-//! `crate::export::X` are kept by the re-exports below.
+//! writer in tessera uses (compare, explain, report, bisect). Reading rows back (CSV
+//! included) is `results`' job, not an exporter's. The paths `crate::export::X` are kept by
+//! the re-exports below.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -21,14 +21,12 @@ use std::str::FromStr;
 use crate::results::BenchRow;
 
 mod csv;
-mod csv_read;
 #[cfg(test)]
 mod fixtures;
 mod json;
 mod jsonl;
 mod markdown;
 
-pub use csv_read::{parse_csv, read_csv};
 pub use markdown::{MarkdownExporter, TableColumns, format_params, format_size, md_escape};
 
 /// Writes rows one at a time: `begin`, then `row` per finished measurement, then `end`.

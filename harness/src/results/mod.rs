@@ -4,16 +4,15 @@
 //! - `schema`: [`BenchRow`] and its field types, the field lists, llama-bench's defaults.
 //! - `read`: the reading policy every format shares (a row from a JSON object, a newer
 //!   schema refused, damaged lines skipped and named).
-//! - `jsonl`: the JSON Lines reader.
+//! - `jsonl`, `csv`: the JSON Lines and CSV readers (CSV: ours or llama-bench's).
 //! - `timing`: the timing fields from raw samples, by llama-bench's rules.
 //! - `signal`: signal names and the shell exit code → signal mapping.
 //! - `build`: this binary's build info.
 //!
-//! The CSV reader (`parse_csv`, `read_csv`, now in `export`) is to move to `results/csv.rs`.
-//!
 //! Every item is re-exported here, so `crate::results::X` is the one path to use.
 
 mod build;
+mod csv;
 mod jsonl;
 mod read;
 mod schema;
@@ -21,6 +20,7 @@ mod signal;
 mod timing;
 
 pub use build::build_info;
+pub use csv::{parse_csv, read_csv};
 pub use jsonl::{parse_jsonl, read_jsonl, read_jsonl_file};
 #[cfg(test)]
 pub(crate) use read::assert_rows_match;

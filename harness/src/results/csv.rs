@@ -1,13 +1,13 @@
-//! Reads result rows back from CSV: ours, or llama-bench's `-o csv`. Its intended home is
-//! `results/csv.rs`, beside the JSONL reader (it reads rows, it exports nothing); it waits
-//! here until `results.rs` is split, and the lead moves it after that merge.
+//! Reads result rows back from CSV: ours (`export::csv` writes it), or llama-bench's
+//! `-o csv`. It sits beside the JSONL reader, under the same reading policy (`read`); the
+//! writers are exporters and live in `export/`.
 
 use std::io::Read;
 
 use anyhow::Context as _;
 use serde_json::Value;
 
-use crate::results::{BenchRow, FIELDS, ReadRow, ReadRows, RowError, STRING_FIELDS, Skipped};
+use super::{BenchRow, FIELDS, ReadRow, ReadRows, RowError, STRING_FIELDS, Skipped};
 
 /// Reads rows from CSV with a header: ours, or llama-bench's `-o csv` (columns are
 /// matched by name; unknown columns are ignored, missing ones take the row's defaults).
