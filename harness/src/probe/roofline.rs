@@ -311,18 +311,6 @@ impl Default for Detector {
     }
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        0.0
-    } else if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 impl Detector {
     /// The plateaus of `curve` (ascending sizes), by size.
     pub fn plateaus(&self, curve: &[CurvePoint]) -> Vec<Plateau> {
@@ -333,8 +321,9 @@ impl Detector {
             .collect();
         let s = smoothed_ln(curve);
         let level_of = |a: usize, b: usize| {
-            let mut v: Vec<f64> = curve[a..=b].iter().map(|p| p.gbps).collect();
-            median(&mut v)
+            let v: Vec<f64> = curve[a..=b].iter().map(|p| p.gbps).collect();
+            // A plateau has at least one point (a..=b); 0 only keeps this total.
+            crate::stats::median(&v).unwrap_or(0.0)
         };
         // 2. Flat points: the least-squares slope over half an octave either side.
         let flat: Vec<bool> = (0..n)
