@@ -109,7 +109,7 @@ pub fn substitute(template: &str, p: &Point, s: &RunSettings) -> Result<String> 
         ("pin", p.pin.clone()),
         ("cpus", cpus),
         ("ubatch", p.ubatch.to_string()),
-        ("kv_type", p.kv_type.clone()),
+        ("kv_type", p.type_k.name().to_string()),
         ("reps", s.reps.to_string()),
         ("repeat", s.repeat.to_string()),
         ("counters", s.counters.join(",")),
@@ -165,7 +165,8 @@ impl Engine {
                     .args(["-r", &s.reps.to_string()])
                     .args(["--isa", &p.isa])
                     .args(["--ubatch-size", &p.ubatch.to_string()])
-                    .args(["--cache-type-k", &p.kv_type, "--cache-type-v", &p.kv_type])
+                    .args(["--cache-type-k", p.type_k.name()])
+                    .args(["--cache-type-v", p.type_v.name()])
                     .args(["--numa", &p.numa, "--pin", &p.pin]);
                 if !p.tile.is_empty() {
                     c.args(["--tile", &p.tile]);
@@ -182,9 +183,9 @@ impl Engine {
                         .arg(dir)
                         .args(["--profile-name", name]);
                 }
-                if p.backend != "cpu" {
+                if p.backend != tessera_engine::Backend::Cpu {
                     // The sweep already isolates each point in a child: no second level.
-                    c.args(["--backend", &p.backend])
+                    c.args(["--backend", p.backend.name()])
                         .args(["--n-gpu-layers", &p.ngl.to_string()])
                         .arg("--no-isolate");
                 }
@@ -208,7 +209,7 @@ impl Engine {
                     .args(["-r", &s.reps.to_string()])
                     .args(["-ub", &p.ubatch.to_string()])
                     .args(["-b", &p.ubatch.max(2048).to_string()])
-                    .args(["-ctk", &p.kv_type, "-ctv", &p.kv_type]);
+                    .args(["-ctk", p.type_k.name(), "-ctv", p.type_v.name()]);
                 if !numactl.is_empty() {
                     // The CPU map comes from numactl.
                     c.args(["--numa", "numactl"]);
@@ -285,9 +286,11 @@ mod tests {
             tile: String::new(),
             numa: "none".into(),
             pin: "none".into(),
+            n_batch: 2048,
             ubatch: 256,
-            kv_type: "f32".into(),
-            backend: "cpu".into(),
+            type_k: tessera_engine::KvType::F32,
+            type_v: tessera_engine::KvType::F32,
+            backend: tessera_engine::Backend::Cpu,
             ngl: 0,
         }
     }
@@ -371,7 +374,7 @@ mod tests {
         assert!(a.ends_with("-p 0 -n 0 --pg 512,128"), "{a}");
         assert!(!a.contains("--backend"), "{a}");
         let cuda = Point {
-            backend: "cuda".into(),
+            backend: tessera_engine::Backend::Cuda,
             ngl: 4,
             ..point()
         };

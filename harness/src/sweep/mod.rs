@@ -205,45 +205,16 @@ fn append(file: &mut std::fs::File, row: &BenchRow) -> Result<()> {
     Ok(())
 }
 
-/// The row describing a point before anything is known about its outcome.
+/// The row describing a point before anything is known about its outcome: the grid's
+/// starting row ([`crate::grid::row`]) plus what identifies it in this run.
 fn template_row(u: &Unit, cfg: &Config, fingerprint: &str) -> BenchRow {
-    let p = &u.point;
-    let mut row = BenchRow {
-        model_filename: p.model.clone(),
-        n_threads: p.threads as u32,
-        n_prompt: p.test.n_prompt as u32,
-        n_gen: p.test.n_gen as u32,
-        n_ubatch: p.ubatch as u32,
-        type_k: p.kv_type.clone(),
-        type_v: p.kv_type.clone(),
-        test: p.test.name(),
-        test_time: crate::timefmt::now_rfc3339(),
-        engine: plan::engine_label(&p.engine).to_string(),
-        isa_requested: if p.is_builtin() {
-            p.isa.clone()
-        } else {
-            String::new()
-        },
-        tile: p.tile.clone(),
-        backends: if p.backend == "cuda" {
-            "CUDA".into()
-        } else {
-            "CPU".into()
-        },
-        n_gpu_layers: p.ngl.min(i32::MAX as usize) as i32,
-        cpu_info: crate::probe::cpu_info(),
+    BenchRow {
         run_id: cfg.run_id.clone(),
         point_key: u.key.clone(),
         repeat_index: u.repeat as u32,
         fingerprint: fingerprint.to_string(),
-        numa: p.numa.clone(),
-        pin: p.pin.clone(),
-        ..BenchRow::default()
-    };
-    if p.is_builtin() {
-        row.set_build_info();
+        ..crate::grid::row(&u.point, &crate::probe::cpu_info())
     }
-    row
 }
 
 /// Turns a child's outcome into rows.
