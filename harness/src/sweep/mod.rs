@@ -1,5 +1,5 @@
 //! `tessera sweep`: runs every point of a grid (threads × ISA × tile × NUMA × pinning ×
-//! test × ubatch × KV type × model × engine) in its own child process with a time limit,
+//! test × batch × ubatch × KV type × model × engine) in its own child process with a time limit,
 //! appends one row per point to `results/runs/<run-id>/results.jsonl` as soon as it is
 //! known, and resumes an interrupted run without measuring anything twice.
 //!
@@ -105,6 +105,17 @@ pub fn validate(plan: &Plan) -> Result<(BTreeMap<String, Engine>, Vec<String>)> 
         let pol: PinPolicy = p.parse().map_err(|e| anyhow::anyhow!("--pin: {e}"))?;
         affinity::plan(&pol, 1, &topo).map_err(|e| anyhow::anyhow!("{e}"))?;
     }
+    // A plan file's batch sizes get the checks `-b` gets when parsed.
+    let batch = crate::cli::BATCH;
+    if plan.n_batch.is_empty() {
+        bail!("--batch: give one or more positive sizes");
+    }
+    if let Some(b) = plan.n_batch.iter().find(|b| !batch.contains(b)) {
+        bail!(
+            "--batch: {b} is not valid; give a positive number of tokens, at most {}",
+            batch.end()
+        );
+    }
     if plan.ubatch.is_empty() || plan.ubatch.contains(&0) {
         bail!("--ubatch: give one or more positive sizes");
     }
@@ -198,13 +209,19 @@ pub fn summarize(rows: &[BenchRow]) -> String {
     let mut by_test: BTreeMap<String, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
     for r in rows.iter().filter(|r| r.status == Status::Ok) {
         let desc = format!(
-            "{} t={} isa={} tile={} numa={} pin={} ub={} kv={}{}",
+            "{} t={} isa={} tile={} numa={} pin={}{} ub={} kv={}{}",
             if r.engine.is_empty() { "?" } else { &r.engine },
             r.n_threads,
             if r.isa.is_empty() { "-" } else { &r.isa },
             if r.tile.is_empty() { "-" } else { &r.tile },
             if r.numa.is_empty() { "none" } else { &r.numa },
             if r.pin.is_empty() { "none" } else { &r.pin },
+            // Only a batch other than the default (or unknown, 0): the summary of a sweep
+            // without a batch axis reads as before.
+            match r.n_batch {
+                0 | crate::results::LLAMA_BENCH_DEFAULT_N_BATCH => String::new(),
+                b => format!(" b={b}"),
+            },
             r.n_ubatch,
             r.type_k,
             if r.model_filename.is_empty() {

@@ -480,6 +480,56 @@ mod tests {
     }
 
     #[test]
+    fn the_default_batch_keeps_every_key_and_another_batch_changes_it() {
+        let before = Plan {
+            threads: vec![1, 2],
+            ..Plan::default()
+        };
+        assert_eq!(before.n_batch, [DEFAULT_BATCH]);
+        let with = Plan {
+            n_batch: vec![DEFAULT_BATCH, 256],
+            ..before.clone()
+        };
+        let old = points(&before, &["m".into()]).unwrap();
+        let new = points(&with, &["m".into()]).unwrap();
+        assert_eq!(new.len(), 2 * old.len());
+        // The default batch's points keep the keys and labels they had before the axis
+        // existed, in their order.
+        let keys = |p: &[Point]| p.iter().map(|p| p.key(0)).collect::<Vec<_>>();
+        let at_default: Vec<Point> = new
+            .iter()
+            .filter(|p| p.n_batch == DEFAULT_BATCH)
+            .cloned()
+            .collect();
+        assert_eq!(keys(&at_default), keys(&old));
+        assert_eq!(at_default[0].label(), old[0].label());
+        assert!(
+            !old[0].canonical().contains(";batch="),
+            "{}",
+            old[0].canonical()
+        );
+        // Another batch: other keys, and a label that says it.
+        let other: Vec<&Point> = new.iter().filter(|p| p.n_batch == 256).collect();
+        assert_eq!(other.len(), old.len());
+        for (o, p) in old.iter().zip(&other) {
+            assert_ne!(o.key(0), p.key(0));
+            assert_eq!(p.canonical(), format!("{};batch=256", o.canonical()));
+            assert!(p.label().ends_with(" b=256"), "{}", p.label());
+        }
+        // A manifest or plan file written before the axis existed has no `n_batch`: it
+        // reads as the default, so its run resumes and merges with the same keys.
+        let mut json = serde_json::to_value(&before).unwrap();
+        json.as_object_mut().unwrap().remove("n_batch");
+        let read: Plan = serde_json::from_value(json).unwrap();
+        assert_eq!(read, before);
+        assert_eq!(keys(&points(&read, &["m".into()]).unwrap()), keys(&old));
+        assert_eq!(
+            Plan::from_toml("threads = [1, 2]\n").unwrap().n_batch,
+            [DEFAULT_BATCH]
+        );
+    }
+
+    #[test]
     fn external_engines_do_not_multiply_over_isa_and_tile() {
         let p = Plan {
             engine: vec!["builtin".into(), "cmd=echo".into()],
