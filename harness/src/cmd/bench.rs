@@ -1,6 +1,7 @@
 //! `tessera bench`: llama-bench's flags and semantics on the built-in engine. Comma lists
 //! form a cartesian product; each configuration gets one warm-up and `-r` timed runs; rows
-//! stream out as they finish in md, csv, json or jsonl.
+//! stream out as they finish in md, csv, json or jsonl. The product and each row's starting
+//! fields come from [`crate::grid`], shared with `tessera sweep`.
 
 use std::collections::HashMap;
 use std::io::Write;
