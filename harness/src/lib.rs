@@ -10,6 +10,7 @@ pub mod counters;
 pub mod explain;
 pub mod export;
 pub mod gpu;
+pub mod grid;
 pub mod history;
 pub mod lockfile;
 pub mod nightly;

@@ -1,6 +1,7 @@
 //! `tessera bench`: llama-bench's flags and semantics on the built-in engine. Comma lists
 //! form a cartesian product; each configuration gets one warm-up and `-r` timed runs; rows
-//! stream out as they finish in md, csv, json or jsonl.
+//! stream out as they finish in md, csv, json or jsonl. The product and each row's starting
+//! fields come from [`crate::grid`], shared with `tessera sweep`.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -8,14 +9,15 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, bail};
 use tessera_engine::affinity::{self, PinPolicy};
-use tessera_engine::bench::{TestSpec, TimedHook, run_test_with_hook};
+use tessera_engine::bench::{TimedHook, run_test_with_hook};
 use tessera_engine::numa::NumaPolicy;
-use tessera_engine::{Backend, Context, ContextParams, KvType, Model};
+use tessera_engine::{Backend, Context, KvType, Model};
 use tessera_kernels::{IsaRequest, Kernels, TileConfig};
 
 use crate::cli::{BATCH, THREADS, TOKENS, count_in, counts_or, default_threads, list_or};
 use crate::counters::{CounterSet, Peaks, Scope};
 use crate::export::{OutputFormat, exporter};
+use crate::grid::{self, Axis, Point, Test};
 use crate::results::{self, BenchRow, KernelUse, Status};
 
 #[derive(clap::Args, Debug)]
@@ -101,7 +103,7 @@ pub struct Args {
 #[derive(Debug)]
 pub struct Config {
     pub models: Vec<PathBuf>,
-    pub tests: Vec<TestSpec>,
+    pub tests: Vec<Test>,
     pub batch: Vec<usize>,
     pub ubatch: Vec<usize>,
     pub threads: Vec<usize>,
@@ -127,7 +129,7 @@ pub struct Config {
 }
 
 // llama-bench's defaults.
-const DEFAULT_BATCH: usize = 2048;
+const DEFAULT_BATCH: usize = grid::DEFAULT_BATCH;
 const DEFAULT_UBATCH: usize = 512;
 const DEFAULT_NGL: usize = 99;
 
@@ -183,11 +185,11 @@ impl Config {
         let n_prompt = counts_or("-p", &a.n_prompt, &[512], TOKENS, "tokens")?;
         let n_gen = counts_or("-n", &a.n_gen, &[128], TOKENS, "tokens")?;
         let mut tests = Vec::new();
-        tests.extend(n_prompt.iter().filter(|&&p| p > 0).map(|&p| TestSpec {
+        tests.extend(n_prompt.iter().filter(|&&p| p > 0).map(|&p| Test {
             n_prompt: p,
             n_gen: 0,
         }));
-        tests.extend(n_gen.iter().filter(|&&g| g > 0).map(|&g| TestSpec {
+        tests.extend(n_gen.iter().filter(|&&g| g > 0).map(|&g| Test {
             n_prompt: 0,
             n_gen: g,
         }));
@@ -206,7 +208,7 @@ impl Config {
                         TOKENS.end()
                     )));
                 }
-                [p, g] if p > 0 || g > 0 => tests.push(TestSpec {
+                [p, g] if p > 0 || g > 0 => tests.push(Test {
                     n_prompt: p,
                     n_gen: g,
                 }),
@@ -304,16 +306,15 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<bool> {
     let mut seq = 0;
     for path in &cfg.models {
         let model = models.get_mut(path).expect("loaded above");
-        for point in points(cfg) {
+        for point in points(cfg, path) {
             seq += 1;
             let rows = if point.backend == Backend::Cuda && cfg.isolate {
                 let kernels =
                     Kernels::new(cfg.isa, cfg.tile).expect("validated in Config::from_args");
-                let template =
-                    measure_template(cfg, path, model, &point, &cpu_info, &kernels, None);
-                crate::gpu::run_child(&child_args(cfg, path, &point, seq), &template)
+                let template = measure_template(cfg, model, &point, &cpu_info, &kernels, None);
+                crate::gpu::run_child(&child_args(cfg, &point, seq), &template)
             } else {
-                vec![measure(cfg, path, &mut *model, &point, &cpu_info, seq)]
+                vec![measure(cfg, &mut *model, &point, &cpu_info, seq)]
             };
             for mut row in rows {
                 row.numa = numa.clone();
@@ -334,41 +335,37 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<bool> {
     Ok(all_ok)
 }
 
-/// Every configuration of one model, in the order rows come out.
-fn points(cfg: &Config) -> Vec<Point> {
-    let mut v = Vec::new();
-    for &n_batch in &cfg.batch {
-        for &n_ubatch in &cfg.ubatch {
-            for &type_k in &cfg.ctk {
-                for &type_v in &cfg.ctv {
-                    for &n_threads in &cfg.threads {
-                        for &test in &cfg.tests {
-                            for (backend, ngl) in backend_points(cfg) {
-                                v.push(Point {
-                                    n_batch,
-                                    n_ubatch,
-                                    type_k,
-                                    type_v,
-                                    n_threads,
-                                    test,
-                                    backend,
-                                    ngl,
-                                });
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-    v
+/// Every configuration of one model, in the order rows come out (llama-bench's: batch,
+/// ubatch, K type, V type, threads, test, backend; the last varies fastest). The run-level
+/// settings (ISA, tile, NUMA, pinning) are the same in every point.
+fn points(cfg: &Config, model: &std::path::Path) -> Vec<Point> {
+    let base = Point {
+        model: model.display().to_string(),
+        isa: cfg.isa.to_string(),
+        tile: cfg.tile.map(|t| t.to_string()).unwrap_or_default(),
+        numa: cfg.numa.to_string(),
+        pin: cfg.pin.to_string(),
+        ..Point::default()
+    };
+    grid::expand(
+        base,
+        &[
+            Axis::Batch(cfg.batch.clone()),
+            Axis::Ubatch(cfg.ubatch.clone()),
+            Axis::TypeK(cfg.ctk.clone()),
+            Axis::TypeV(cfg.ctv.clone()),
+            Axis::Threads(cfg.threads.clone()),
+            Axis::Test(cfg.tests.clone()),
+            Axis::Backend(grid::backends(&cfg.backends, &cfg.ngl)),
+        ],
+    )
 }
 
 /// Refuses, before anything runs, a configuration whose context the engine would refuse:
 /// longer than the engine's limit or larger than the memory available now. The message
 /// names the flag value, the model and the sizes.
 fn check_contexts(cfg: &Config, path: &std::path::Path, model: &Model) -> Result<()> {
-    for p in points(cfg) {
+    for p in points(cfg, path) {
         p.context_params().validate(&model.hp).map_err(|e| {
             let (np, ng) = (p.test.n_prompt, p.test.n_gen);
             let flag = match (np, ng) {
@@ -382,51 +379,10 @@ fn check_contexts(cfg: &Config, path: &std::path::Path, model: &Model) -> Result
     Ok(())
 }
 
-struct Point {
-    n_batch: usize,
-    n_ubatch: usize,
-    type_k: KvType,
-    type_v: KvType,
-    n_threads: usize,
-    test: TestSpec,
-    backend: Backend,
-    /// Offloaded layers (0 on the CPU backend).
-    ngl: usize,
-}
-
-impl Point {
-    /// The context this point measures in: exactly the test's tokens.
-    fn context_params(&self) -> ContextParams {
-        ContextParams {
-            n_ctx: self.test.n_tokens(),
-            n_batch: self.n_batch,
-            n_ubatch: self.n_ubatch,
-            n_threads: self.n_threads,
-            type_k: self.type_k,
-            type_v: self.type_v,
-            logits_all: false,
-            backend: self.backend,
-            n_gpu_layers: self.ngl,
-        }
-    }
-}
-
-/// (backend, -ngl) pairs: the CPU backend once, the CUDA backend once per -ngl value.
-fn backend_points(cfg: &Config) -> Vec<(Backend, usize)> {
-    let mut v = Vec::new();
-    for &b in &cfg.backends {
-        match b {
-            Backend::Cpu => v.push((b, 0)),
-            Backend::Cuda => v.extend(cfg.ngl.iter().map(|&n| (b, n))),
-        }
-    }
-    v
-}
-
 /// The `tessera bench` arguments that measure exactly one point, in a child process; `seq`
 /// is the row's place in this run (its profile's name).
-fn child_args(cfg: &Config, path: &std::path::Path, p: &Point, seq: usize) -> Vec<String> {
-    let mut a: Vec<String> = vec!["bench".into(), "-m".into(), path.display().to_string()];
+fn child_args(cfg: &Config, p: &Point, seq: usize) -> Vec<String> {
+    let mut a: Vec<String> = vec!["bench".into(), "-m".into(), p.model.clone()];
     let (np, ng) = (p.test.n_prompt, p.test.n_gen);
     if np > 0 && ng > 0 {
         a.extend([
@@ -444,9 +400,9 @@ fn child_args(cfg: &Config, path: &std::path::Path, p: &Point, seq: usize) -> Ve
         "-b".into(),
         p.n_batch.to_string(),
         "--ubatch-size".into(),
-        p.n_ubatch.to_string(),
+        p.ubatch.to_string(),
         "-t".into(),
-        p.n_threads.to_string(),
+        p.threads.to_string(),
         "--cache-type-k".into(),
         p.type_k.name().into(),
         "--cache-type-v".into(),
@@ -479,95 +435,55 @@ fn child_args(cfg: &Config, path: &std::path::Path, p: &Point, seq: usize) -> Ve
         a.extend(["--tile".into(), t.to_string()]);
     }
     if let Some(prof) = &cfg.profile {
-        let test = results::test_name(p.test.n_prompt as u32, p.test.n_gen as u32, 0);
+        let test = p.test.name();
         a.extend([
             "--profile".into(),
             "--profile-dir".into(),
             prof.dir.display().to_string(),
             "--profile-name".into(),
-            prof.name_for(seq, &test, p.n_threads as u32),
+            prof.name_for(seq, &test, p.threads as u32),
         ]);
     }
     a
 }
 
-/// The row of a point before it is measured: configuration fields filled, status ok.
+/// The row of a point before it is measured: the grid's starting row ([`grid::row`]) plus
+/// what bench knows beyond the point: the loaded model, the GPUs, the resolved kernels.
 fn measure_template(
     cfg: &Config,
-    path: &std::path::Path,
     model: &Model,
     p: &Point,
     cpu_info: &str,
     kernels: &Kernels,
     choice: Option<&tessera_engine::calibrate::Choice>,
 ) -> BenchRow {
-    let (commit, dirty, number) = results::build_info();
     BenchRow {
-        build_commit: commit.to_string(),
-        build_number: number,
-        cpu_info: cpu_info.to_string(),
         gpu_info: if p.backend == Backend::Cuda {
             cfg.gpu_info.clone()
         } else {
             String::new()
         },
-        backends: p.backend.label().to_string(),
-        model_filename: path.display().to_string(),
         model_type: model.type_name(),
         model_size: model.size_bytes,
         model_n_params: model.n_params,
-        n_batch: p.n_batch as u32,
-        n_ubatch: p.n_ubatch as u32,
-        n_threads: p.n_threads as u32,
-        type_k: p.type_k.name().to_string(),
-        type_v: p.type_v.name().to_string(),
-        n_gpu_layers: p.ngl.min(i32::MAX as usize) as i32,
-        n_prompt: p.test.n_prompt as u32,
-        n_gen: p.test.n_gen as u32,
-        n_depth: 0,
-        test: results::test_name(p.test.n_prompt as u32, p.test.n_gen as u32, 0),
-        test_time: crate::timefmt::rfc3339(std::time::SystemTime::now()),
-        avg_ns: 0,
-        stddev_ns: 0,
-        avg_ts: 0.0,
-        stddev_ts: 0.0,
-        samples_ns: Vec::new(),
-        samples_ts: Vec::new(),
-        schema_version: results::SCHEMA_VERSION,
-        engine: "builtin".to_string(),
-        build_dirty: dirty,
-        build_features: Vec::new(),
         isa: kernels.isa().name().to_string(),
-        isa_requested: cfg.isa.to_string(),
         isa_reason: choice.map(|c| c.reason.clone()).unwrap_or_default(),
         tile: kernels.tile().to_string(),
-        kernels_used: Vec::new(),
-        status: Status::Ok,
-        fault: None,
-        error: None,
-        pin: cfg.pin.to_string(),
-        ..BenchRow::default()
+        ..grid::row(p, cpu_info)
     }
 }
 
-fn measure(
-    cfg: &Config,
-    path: &std::path::Path,
-    model: &mut Model,
-    p: &Point,
-    cpu_info: &str,
-    seq: usize,
-) -> BenchRow {
+fn measure(cfg: &Config, model: &mut Model, p: &Point, cpu_info: &str, seq: usize) -> BenchRow {
     // `auto` is resolved by calibration on this model and thread count (cached per machine).
     // The ISA and tile were validated in Config::from_args, so what can fail here is the
     // calibration's thread pool: a row with status error, like a failed context.
     let (kernels, choice) =
-        match tessera_engine::calibrate::kernels_for(cfg.isa, cfg.tile, model, p.n_threads) {
+        match tessera_engine::calibrate::kernels_for(cfg.isa, cfg.tile, model, p.threads) {
             Ok(k) => k,
             Err(e) => {
                 let kernels =
                     Kernels::new(cfg.isa, cfg.tile).expect("validated in Config::from_args");
-                let mut row = measure_template(cfg, path, model, p, cpu_info, &kernels, None);
+                let mut row = measure_template(cfg, model, p, cpu_info, &kernels, None);
                 row.status = Status::Error;
                 row.error = Some(e.to_string());
                 return row;
@@ -582,9 +498,9 @@ fn measure(
         Backend::Cuda => model.repack_for(&kernels, 0, false),
     }
     let model = &*model;
-    let mut row = measure_template(cfg, path, model, p, cpu_info, &kernels, choice.as_ref());
+    let mut row = measure_template(cfg, model, p, cpu_info, &kernels, choice.as_ref());
     let topo = affinity::topology();
-    let cpus = affinity::plan(&cfg.pin, p.n_threads, &topo).unwrap_or(None);
+    let cpus = affinity::plan(&cfg.pin, p.threads, &topo).unwrap_or(None);
     row.pin = cfg.pin.to_string();
     row.cpus = cpus
         .as_ref()
@@ -611,7 +527,7 @@ fn measure(
             counters: counters.as_mut(),
             profile: session.as_ref().and_then(|s| s.as_ref().ok()),
         };
-        run_test_with_hook(&mut ctx, p.test, cfg.reps, cfg.seed, &mut hook)
+        run_test_with_hook(&mut ctx, p.test.spec(), cfg.reps, cfg.seed, &mut hook)
     });
     tessera_engine::pool::set_default_pinning(None);
     match result {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 
-use crate::cli::list_or;
+use crate::cli::{BATCH, counts_or, list_or};
 use crate::sweep::{self, Config, Manifest, plan::Plan, plan::Shard};
 
 #[derive(clap::Args, Debug, Default)]
@@ -44,6 +44,9 @@ pub struct Args {
     /// A pp+tg test "PP,TG" (repeatable).
     #[arg(long = "pg")]
     pub pg: Vec<String>,
+    /// Logical batch sizes (comma list); llama-bench's -b/--batch-size (default 2048).
+    #[arg(short = 'b', long = "batch", visible_alias = "batch-size")]
+    pub batch: Vec<String>,
     /// Micro-batch sizes (comma list); llama-bench's -ub/--ubatch-size.
     #[arg(long = "ubatch", visible_alias = "ubatch-size")]
     pub ubatch: Vec<String>,
@@ -134,6 +137,7 @@ fn axis_overrides(a: &Args, mut plan: Plan) -> Result<Plan> {
         plan.tg = list_or("--tg", &a.tg, &[])?;
         plan.pg = a.pg.clone();
     }
+    plan.n_batch = counts_or("--batch", &a.batch, &plan.n_batch, BATCH, "tokens")?;
     plan.ubatch = list_or("--ubatch", &a.ubatch, &plan.ubatch)?;
     let (ctk, ctv) = (strings(&a.cache_type_k), strings(&a.cache_type_v));
     if !ctk.is_empty() && !ctv.is_empty() && ctk != ctv {
@@ -173,6 +177,7 @@ fn has_axis_flags(a: &Args) -> bool {
             && a.pp.is_empty()
             && a.tg.is_empty()
             && a.pg.is_empty()
+            && a.batch.is_empty()
             && a.ubatch.is_empty()
             && a.kv_type.is_empty()
             && a.cache_type_k.is_empty()

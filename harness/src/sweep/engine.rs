@@ -97,7 +97,7 @@ fn numactl_args(p: &Point) -> Result<Vec<String>> {
 /// Fills `{name}` placeholders of a cmd template.
 pub fn substitute(template: &str, p: &Point, s: &RunSettings) -> Result<String> {
     let cpus = cpu_list(p)?.unwrap_or_default();
-    let pairs: [(&str, String); 15] = [
+    let pairs: [(&str, String); 16] = [
         ("threads", p.threads.to_string()),
         ("n_prompt", p.test.n_prompt.to_string()),
         ("n_gen", p.test.n_gen.to_string()),
@@ -108,8 +108,9 @@ pub fn substitute(template: &str, p: &Point, s: &RunSettings) -> Result<String> 
         ("numa", p.numa.clone()),
         ("pin", p.pin.clone()),
         ("cpus", cpus),
+        ("n_batch", p.n_batch.to_string()),
         ("ubatch", p.ubatch.to_string()),
-        ("kv_type", p.kv_type.clone()),
+        ("kv_type", p.type_k.name().to_string()),
         ("reps", s.reps.to_string()),
         ("repeat", s.repeat.to_string()),
         ("counters", s.counters.join(",")),
@@ -164,8 +165,10 @@ impl Engine {
                 c.args(["-t", &p.threads.to_string()])
                     .args(["-r", &s.reps.to_string()])
                     .args(["--isa", &p.isa])
+                    .args(["--batch-size", &p.n_batch.to_string()])
                     .args(["--ubatch-size", &p.ubatch.to_string()])
-                    .args(["--cache-type-k", &p.kv_type, "--cache-type-v", &p.kv_type])
+                    .args(["--cache-type-k", p.type_k.name()])
+                    .args(["--cache-type-v", p.type_v.name()])
                     .args(["--numa", &p.numa, "--pin", &p.pin]);
                 if !p.tile.is_empty() {
                     c.args(["--tile", &p.tile]);
@@ -182,9 +185,9 @@ impl Engine {
                         .arg(dir)
                         .args(["--profile-name", name]);
                 }
-                if p.backend != "cpu" {
+                if p.backend != tessera_engine::Backend::Cpu {
                     // The sweep already isolates each point in a child: no second level.
-                    c.args(["--backend", &p.backend])
+                    c.args(["--backend", p.backend.name()])
                         .args(["--n-gpu-layers", &p.ngl.to_string()])
                         .arg("--no-isolate");
                 }
@@ -207,8 +210,8 @@ impl Engine {
                 c.args(["-t", &p.threads.to_string()])
                     .args(["-r", &s.reps.to_string()])
                     .args(["-ub", &p.ubatch.to_string()])
-                    .args(["-b", &p.ubatch.max(2048).to_string()])
-                    .args(["-ctk", &p.kv_type, "-ctv", &p.kv_type]);
+                    .args(["-b", &llama_bench_batch(p).to_string()])
+                    .args(["-ctk", p.type_k.name(), "-ctv", p.type_v.name()]);
                 if !numactl.is_empty() {
                     // The CPU map comes from numactl.
                     c.args(["--numa", "numactl"]);
@@ -222,6 +225,17 @@ impl Engine {
                 Ok((c, !s.counters.is_empty()))
             }
         }
+    }
+}
+
+/// llama-bench's `-b` for a point. At the default batch, what it got before sweeps had a
+/// batch axis: 2048 raised to the micro-batch. Any other batch as given: llama-bench then
+/// runs micro-batches of min(-ub, -b), as the built-in engine does.
+fn llama_bench_batch(p: &Point) -> usize {
+    if p.n_batch == crate::grid::DEFAULT_BATCH {
+        p.ubatch.max(p.n_batch)
+    } else {
+        p.n_batch
     }
 }
 
@@ -285,9 +299,11 @@ mod tests {
             tile: String::new(),
             numa: "none".into(),
             pin: "none".into(),
+            n_batch: 2048,
             ubatch: 256,
-            kv_type: "f32".into(),
-            backend: "cpu".into(),
+            type_k: tessera_engine::KvType::F32,
+            type_v: tessera_engine::KvType::F32,
+            backend: tessera_engine::Backend::Cpu,
             ngl: 0,
         }
     }
@@ -371,7 +387,7 @@ mod tests {
         assert!(a.ends_with("-p 0 -n 0 --pg 512,128"), "{a}");
         assert!(!a.contains("--backend"), "{a}");
         let cuda = Point {
-            backend: "cuda".into(),
+            backend: tessera_engine::Backend::Cuda,
             ngl: 4,
             ..point()
         };
@@ -380,6 +396,40 @@ mod tests {
             a.contains("--backend cuda --n-gpu-layers 4 --no-isolate"),
             "{a}"
         );
+    }
+
+    #[test]
+    fn the_batch_reaches_every_engine() {
+        let s = RunSettings {
+            reps: 1,
+            counters: &[],
+            repeat: 0,
+            profile: None,
+        };
+        let b256 = Point {
+            n_batch: 256,
+            ..point()
+        };
+        let a = args(&Engine::Builtin.command(&b256, &s).unwrap().0).join(" ");
+        assert!(a.contains("--batch-size 256 --ubatch-size 256"), "{a}");
+        let a = args(&Engine::Builtin.command(&point(), &s).unwrap().0).join(" ");
+        assert!(a.contains("--batch-size 2048 --ubatch-size 256"), "{a}");
+        // llama-bench: the default batch as before the axis (2048 raised to -ub), any
+        // other as given.
+        let lb =
+            |p: &Point| args(&Engine::LlamaBench("/lb".into()).command(p, &s).unwrap().0).join(" ");
+        assert!(lb(&b256).contains("-ub 256 -b 256 "), "{}", lb(&b256));
+        let big_ub = Point {
+            ubatch: 4096,
+            ..point()
+        };
+        assert!(lb(&big_ub).contains("-ub 4096 -b 4096 "), "{}", lb(&big_ub));
+        let small = Point {
+            n_batch: 128,
+            ..big_ub
+        };
+        assert!(lb(&small).contains("-ub 4096 -b 128 "), "{}", lb(&small));
+        assert_eq!(substitute("b={n_batch}", &b256, &s).unwrap(), "b=256");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The sweep plan: axes from flags or a TOML file, expanded into points (the cartesian
-//! product), each with a stable key, and split into shards.
+//! The sweep plan: axes from flags or a TOML file, expanded into points by the grid's one
+//! expander ([`crate::grid::expand`]), each with a stable key, and split into shards.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -8,6 +8,8 @@ use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
 use tessera_kernels::{Isa, TileConfig};
 
+use crate::grid::{self, Axis, DEFAULT_BATCH};
+pub use crate::grid::{Point, Test, engine_label};
 use crate::probe::fnv1a;
 
 /// Every axis and setting of a sweep. A TOML plan file has exactly these keys; flags
@@ -33,6 +35,11 @@ pub struct Plan {
     pub tg: Vec<usize>,
     /// "PP,TG" pairs of pp+tg tests.
     pub pg: Vec<String>,
+    /// Logical batch sizes (`-b`); at llama-bench's default, 2048, a point has the key it
+    /// had before this axis existed. Not written at the default, so such a manifest is the
+    /// one an older tessera wrote and can resume (its plan refuses unknown keys).
+    #[serde(skip_serializing_if = "is_default_batch")]
+    pub n_batch: Vec<usize>,
     pub ubatch: Vec<usize>,
     /// KV cache type (keys and values).
     pub kv_type: Vec<String>,
@@ -71,6 +78,7 @@ impl Default for Plan {
             pp: vec![256],
             tg: vec![64],
             pg: Vec::new(),
+            n_batch: vec![DEFAULT_BATCH],
             ubatch: vec![512],
             kv_type: vec!["f16".into()],
             repeat: 1,
@@ -83,6 +91,10 @@ impl Default for Plan {
             profile: false,
         }
     }
+}
+
+fn is_default_batch(b: &[usize]) -> bool {
+    b == [DEFAULT_BATCH]
 }
 
 impl Plan {
@@ -120,48 +132,11 @@ fn toml_error_line(text: &str, e: &toml::de::Error) -> String {
     format!("line {line}, column {column}: {message}")
 }
 
-/// One llama-bench test.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Test {
-    pub n_prompt: usize,
-    pub n_gen: usize,
-}
-
-impl Test {
-    pub fn name(&self) -> String {
-        crate::results::test_name(self.n_prompt as u32, self.n_gen as u32, 0)
-    }
-}
-
-/// One configuration of the grid.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Point {
-    pub engine: String,
-    pub model: String,
-    pub test: Test,
-    pub threads: usize,
-    pub isa: String,
-    /// "" = the ISA's default.
-    pub tile: String,
-    pub numa: String,
-    pub pin: String,
-    pub ubatch: usize,
-    pub kv_type: String,
-    /// "cpu" or "cuda" (built-in engine).
-    #[serde(default = "cpu_backend")]
-    pub backend: String,
-    /// GPU layers of a cuda point; 0 on the CPU.
-    #[serde(default)]
-    pub ngl: usize,
-}
-
-fn cpu_backend() -> String {
-    "cpu".into()
-}
-
+/// A point's key and label are the sweep's (resume and merge match rows by key); the
+/// point itself is the grid's.
 impl Point {
     /// The canonical text the key hashes; adding a field changes every key, so new axes
-    /// must only append here.
+    /// must only append here, and only when not at their default.
     pub fn canonical(&self) -> String {
         format!(
             "engine={};model={};test={};threads={};isa={};tile={};numa={};pin={};ubatch={};kv={}",
@@ -174,12 +149,17 @@ impl Point {
             self.numa,
             self.pin,
             self.ubatch,
-            self.kv_type
-        ) + &if self.backend == "cpu" {
+            self.type_k.name()
+        ) + &if self.backend == tessera_engine::Backend::Cpu {
             // CPU points keep the keys they had before the backend axis existed.
             String::new()
         } else {
-            format!(";backend={};ngl={}", self.backend, self.ngl)
+            format!(";backend={};ngl={}", self.backend.name(), self.ngl)
+        } + &if self.n_batch == DEFAULT_BATCH {
+            // Likewise points at the default batch, for the batch axis.
+            String::new()
+        } else {
+            format!(";batch={}", self.n_batch)
         }
     }
 
@@ -194,10 +174,6 @@ impl Point {
             "{:016x}",
             fnv1a(format!("{};repeat={repeat}", self.canonical()).as_bytes())
         )
-    }
-
-    pub fn is_builtin(&self) -> bool {
-        self.engine == "builtin"
     }
 
     /// A short label for the progress bar.
@@ -217,16 +193,14 @@ impl Point {
         if self.pin != "none" {
             s.push_str(&format!(" pin={}", self.pin));
         }
-        if self.backend != "cpu" {
-            s.push_str(&format!(" {} ngl={}", self.backend, self.ngl));
+        if self.n_batch != DEFAULT_BATCH {
+            s.push_str(&format!(" b={}", self.n_batch));
+        }
+        if self.backend != tessera_engine::Backend::Cpu {
+            s.push_str(&format!(" {} ngl={}", self.backend.name(), self.ngl));
         }
         s
     }
-}
-
-/// "builtin", "llama-bench" or "cmd".
-pub fn engine_label(engine: &str) -> &str {
-    engine.split_once('=').map_or(engine, |(k, _)| k)
 }
 
 /// One unit of work: a point and a repeat index.
@@ -311,75 +285,60 @@ pub fn isa_tiles(plan: &Plan) -> Result<Vec<(String, String)>> {
     Ok(out)
 }
 
-/// Expands the plan into points, in a deterministic order. External engines ignore the
-/// ISA and tile axes (they have their own kernels), so those points are not duplicated.
+/// Expands the plan into points, in a deterministic order: engine, model, test, (ISA,
+/// tile), NUMA, pinning, batch, ubatch, KV type, threads, backend, the last varying
+/// fastest. This order made the keys, shards and manifests of earlier runs; a new axis
+/// goes where one value of it leaves the order unchanged. External engines ignore the ISA,
+/// tile and backend axes (they have their own kernels and backends), so those points are
+/// not duplicated.
 pub fn points(plan: &Plan, models: &[String]) -> Result<Vec<Point>> {
     let tests = tests(plan)?;
     let it = isa_tiles(plan)?;
-    // (backend, ngl): the CPU once, CUDA once per ngl. External engines run their own
-    // backends, so they get the CPU pair only.
-    let mut backends: Vec<(String, usize)> = Vec::new();
+    let mut backends = Vec::new();
     for b in &plan.backend {
-        match b.parse::<tessera_engine::Backend>() {
-            Ok(tessera_engine::Backend::Cpu) => backends.push(("cpu".into(), 0)),
-            Ok(tessera_engine::Backend::Cuda) => {
-                backends.extend(plan.ngl.iter().map(|&n| ("cuda".to_string(), n)))
-            }
-            Err(e) => bail!("backend: {e}"),
-        }
+        backends.push(
+            b.parse::<tessera_engine::Backend>()
+                .map_err(|e| anyhow::anyhow!("backend: {e}"))?,
+        );
     }
+    let backends = grid::backends(&backends, &plan.ngl);
     if backends.is_empty() {
         bail!("backend: no backend given; valid: cpu, cuda");
     }
+    let mut kv = Vec::new();
+    for k in &plan.kv_type {
+        kv.push(
+            k.parse::<tessera_engine::KvType>()
+                .map_err(|e| anyhow::anyhow!("--kv-type: {e}"))?,
+        );
+    }
+    let all = grid::expand(
+        Point::default(),
+        &[
+            Axis::Engine(plan.engine.clone()),
+            Axis::Model(models.to_vec()),
+            Axis::Test(tests),
+            Axis::IsaTile(it),
+            Axis::Numa(plan.numa.clone()),
+            Axis::Pin(plan.pin.clone()),
+            Axis::Batch(plan.n_batch.clone()),
+            Axis::Ubatch(plan.ubatch.clone()),
+            Axis::Kv(kv),
+            Axis::Threads(plan.threads.clone()),
+            Axis::Backend(backends),
+        ],
+    );
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
-    for engine in &plan.engine {
-        for model in models {
-            for test in &tests {
-                for (isa, tile) in &it {
-                    for numa in &plan.numa {
-                        for pin in &plan.pin {
-                            for &ubatch in &plan.ubatch {
-                                for kv in &plan.kv_type {
-                                    for (&threads, (backend, ngl)) in plan
-                                        .threads
-                                        .iter()
-                                        .flat_map(|t| backends.iter().map(move |b| (t, b)))
-                                    {
-                                        let builtin = engine == "builtin";
-                                        let (backend, ngl) = if builtin {
-                                            (backend.clone(), *ngl)
-                                        } else {
-                                            ("cpu".to_string(), 0)
-                                        };
-                                        let p = Point {
-                                            engine: engine.clone(),
-                                            model: model.clone(),
-                                            test: *test,
-                                            threads,
-                                            isa: if builtin { isa.clone() } else { "-".into() },
-                                            tile: if builtin {
-                                                tile.clone()
-                                            } else {
-                                                String::new()
-                                            },
-                                            numa: numa.clone(),
-                                            pin: pin.clone(),
-                                            ubatch,
-                                            kv_type: kv.clone(),
-                                            backend,
-                                            ngl,
-                                        };
-                                        if seen.insert(p.canonical()) {
-                                            out.push(p);
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+    for mut p in all {
+        if !p.is_builtin() {
+            p.isa = "-".into();
+            p.tile = String::new();
+            p.backend = tessera_engine::Backend::Cpu;
+            p.ngl = 0;
+        }
+        if seen.insert(p.canonical()) {
+            out.push(p);
         }
     }
     Ok(out)
@@ -476,9 +435,11 @@ mod tests {
             tile: String::new(),
             numa: "none".into(),
             pin: "none".into(),
+            n_batch: 2048,
             ubatch: 512,
-            kv_type: "f16".into(),
-            backend: "cpu".into(),
+            type_k: tessera_engine::KvType::F16,
+            type_v: tessera_engine::KvType::F16,
+            backend: tessera_engine::Backend::Cpu,
             ngl: 0,
         };
         assert_eq!(pt.key(0), pt.clone().key(0));
@@ -502,7 +463,7 @@ mod tests {
         let b: Vec<(&str, usize)> = pts
             .iter()
             .filter(|p| p.is_builtin())
-            .map(|p| (p.backend.as_str(), p.ngl))
+            .map(|p| (p.backend.name(), p.ngl))
             .collect();
         assert_eq!(b, [("cpu", 0), ("cuda", 0), ("cuda", 99)]);
         // External engines are not multiplied by the built-in engine's backends.
@@ -522,6 +483,60 @@ mod tests {
                 .to_string()
                 .contains("'metal'")
         );
+    }
+
+    #[test]
+    fn the_default_batch_keeps_every_key_and_another_batch_changes_it() {
+        let before = Plan {
+            threads: vec![1, 2],
+            ..Plan::default()
+        };
+        assert_eq!(before.n_batch, [DEFAULT_BATCH]);
+        let with = Plan {
+            n_batch: vec![DEFAULT_BATCH, 256],
+            ..before.clone()
+        };
+        let old = points(&before, &["m".into()]).unwrap();
+        let new = points(&with, &["m".into()]).unwrap();
+        assert_eq!(new.len(), 2 * old.len());
+        // The default batch's points keep the keys and labels they had before the axis
+        // existed, in their order.
+        let keys = |p: &[Point]| p.iter().map(|p| p.key(0)).collect::<Vec<_>>();
+        let at_default: Vec<Point> = new
+            .iter()
+            .filter(|p| p.n_batch == DEFAULT_BATCH)
+            .cloned()
+            .collect();
+        assert_eq!(keys(&at_default), keys(&old));
+        assert_eq!(at_default[0].label(), old[0].label());
+        assert!(
+            !old[0].canonical().contains(";batch="),
+            "{}",
+            old[0].canonical()
+        );
+        // Another batch: other keys, and a label that says it.
+        let other: Vec<&Point> = new.iter().filter(|p| p.n_batch == 256).collect();
+        assert_eq!(other.len(), old.len());
+        for (o, p) in old.iter().zip(&other) {
+            assert_ne!(o.key(0), p.key(0));
+            assert_eq!(p.canonical(), format!("{};batch=256", o.canonical()));
+            assert!(p.label().ends_with(" b=256"), "{}", p.label());
+        }
+        // A manifest or plan file written before the axis existed has no `n_batch`: it
+        // reads as the default, so its run resumes and merges with the same keys.
+        // And a manifest at the default is written without it, as before.
+        let json = serde_json::to_value(&before).unwrap();
+        assert!(!json.as_object().unwrap().contains_key("n_batch"), "{json}");
+        let read: Plan = serde_json::from_value(json).unwrap();
+        assert_eq!(read, before);
+        assert_eq!(keys(&points(&read, &["m".into()]).unwrap()), keys(&old));
+        assert_eq!(
+            Plan::from_toml("threads = [1, 2]\n").unwrap().n_batch,
+            [DEFAULT_BATCH]
+        );
+        let json = serde_json::to_value(&with).unwrap();
+        assert_eq!(json["n_batch"], serde_json::json!([2048, 256]));
+        assert_eq!(serde_json::from_value::<Plan>(json).unwrap(), with);
     }
 
     #[test]
