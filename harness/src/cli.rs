@@ -7,6 +7,7 @@ use std::str::FromStr;
 use anyhow::Result;
 use tessera_engine::context::MAX_CTX;
 use tessera_engine::pool::MAX_THREADS;
+use tessera_kernels::{IsaRequest, Kernels, TileConfig};
 
 /// Token counts (`-p`, `-n`, `-pg`, generate's `-n`): 0 up to the longest context.
 pub const TOKENS: RangeInclusive<usize> = 0..=MAX_CTX;
@@ -137,6 +138,22 @@ where
         out.extend(parse_list(flag, g)?);
     }
     Ok(out)
+}
+
+/// `--isa` and `--tile` as bench and generate take them: parsed, then checked together
+/// against this CPU (an ISA it lacks, a tile that ISA cannot do), so a bad value fails
+/// before a model is made or loaded. The errors name the flag and what would be valid.
+pub fn kernels_arg(isa: &str, tile: Option<&str>) -> Result<(IsaRequest, Option<TileConfig>)> {
+    let isa: IsaRequest = isa.parse().map_err(|e| anyhow::anyhow!("--isa: {e}"))?;
+    let tile = match tile {
+        Some(t) => Some(
+            t.parse::<TileConfig>()
+                .map_err(|e| anyhow::anyhow!("--tile: {e}"))?,
+        ),
+        None => None,
+    };
+    Kernels::new(isa, tile).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((isa, tile))
 }
 
 /// Token ids from `"1,2,3"`: non-negative integers.

@@ -14,7 +14,9 @@ use tessera_engine::numa::NumaPolicy;
 use tessera_engine::{Backend, Context, KvType, Model};
 use tessera_kernels::{IsaRequest, Kernels, TileConfig};
 
-use crate::cli::{BATCH, THREADS, TOKENS, count_in, counts_or, default_threads, list_or};
+use crate::cli::{
+    BATCH, THREADS, TOKENS, count_in, counts_or, default_threads, kernels_arg, list_or,
+};
 use crate::counters::{CounterSet, Peaks, Scope};
 use crate::export::{OutputFormat, exporter};
 use crate::grid::{self, Axis, Point, Test};
@@ -137,16 +139,8 @@ impl Config {
     pub fn from_args(a: &Args) -> Result<Self> {
         // Cheap checks first: a bad flag must not cost a model synthesis.
         let output: OutputFormat = a.output.parse().map_err(|e| anyhow::anyhow!("-o: {e}"))?;
-        let isa: IsaRequest = a.isa.parse().map_err(|e| anyhow::anyhow!("--isa: {e}"))?;
-        let tile = match &a.tile {
-            Some(t) => Some(
-                t.parse::<TileConfig>()
-                    .map_err(|e| anyhow::anyhow!("--tile: {e}"))?,
-            ),
-            None => None,
-        };
         // The ISA and tile are checked against this CPU before any work.
-        Kernels::new(isa, tile).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (isa, tile) = kernels_arg(&a.isa, a.tile.as_deref())?;
         let numa: NumaPolicy = a.numa.parse().map_err(|e| anyhow::anyhow!("--numa: {e}"))?;
         tessera_engine::numa::validate(&numa, &tessera_engine::numa::online_nodes())
             .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -8,9 +8,8 @@ use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
 use tessera_engine::bench::argmax;
 use tessera_engine::{Context, ContextParams, KvType, Model};
-use tessera_kernels::{IsaRequest, Kernels, TileConfig};
 
-use crate::cli::{default_threads, parse_tokens};
+use crate::cli::{default_threads, kernels_arg, parse_tokens};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -66,16 +65,8 @@ pub fn run_cli(a: &Args) -> Result<bool> {
     }
     let type_k: KvType = a.ctk.parse().map_err(|e| anyhow::anyhow!("-ctk: {e}"))?;
     let type_v: KvType = a.ctv.parse().map_err(|e| anyhow::anyhow!("-ctv: {e}"))?;
-    let isa: IsaRequest = a.isa.parse().map_err(|e| anyhow::anyhow!("--isa: {e}"))?;
-    let tile = match &a.tile {
-        Some(t) => Some(
-            t.parse::<TileConfig>()
-                .map_err(|e| anyhow::anyhow!("--tile: {e}"))?,
-        ),
-        None => None,
-    };
     // Validated before the model loads, so a bad ISA or tile fails fast.
-    Kernels::new(isa, tile).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (isa, tile) = kernels_arg(&a.isa, a.tile.as_deref())?;
     let threads = a.threads.unwrap_or_else(default_threads);
     let path = match &a.model {
         Some(p) => {

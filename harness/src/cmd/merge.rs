@@ -122,7 +122,8 @@ pub fn run_cli(a: &Args) -> Result<bool> {
             std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?,
         );
         for r in &rows {
-            writeln!(f, "{}", serde_json::to_string(r)?)?;
+            crate::results::write_row(&mut f, r)
+                .with_context(|| format!("writing {}", tmp.display()))?;
         }
         f.flush()
             .with_context(|| format!("writing {}", tmp.display()))?;

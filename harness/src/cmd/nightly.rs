@@ -55,18 +55,19 @@ impl Config {
     pub fn from_args(a: &Args) -> Result<Config> {
         let threshold = parse_threshold(&a.threshold, Threshold::Noise)?;
         let baseline = parse_baseline(&a.baseline)?;
-        // The sweep's flags are `cmd::sweep`'s, and so is turning them into a
-        // `sweep::Config`: the one edge-to-edge use left, until `sweep` has a constructor
-        // of its own (its module is not this change's to edit).
-        let sweep_args = crate::cmd::sweep::Args {
-            plan: Some(a.plan.clone()),
-            out_dir: a.out_dir.clone(),
-            run_id: a.run_id.clone(),
-            no_probe: a.no_probe,
-            csv: true,
-            ..Default::default()
-        };
-        let sweep = crate::sweep::Config::from_args(&sweep_args)?;
+        // Tonight's sweep: the plan as written (no axis overrides), CSV beside the JSONL.
+        let sweep = crate::sweep::Config::new_run(
+            crate::sweep::plan::Plan::from_toml_file(&a.plan)?,
+            crate::sweep::NewRun {
+                out_dir: &a.out_dir,
+                run_id: a.run_id.clone(),
+                shard: None,
+                csv: true,
+                measure_probe: !a.no_probe,
+                dry_run: false,
+                argv: std::env::args().collect(),
+            },
+        )?;
         Ok(Config {
             sweep,
             baseline,

@@ -224,7 +224,6 @@ impl Config {
             None => Plan::default(),
         };
         let plan = axis_overrides(a, base)?;
-        let (engines, counters) = sweep::validate(&plan)?;
         let shard = match &a.shard {
             Some(s) => Some(
                 s.parse::<Shard>()
@@ -232,37 +231,18 @@ impl Config {
             ),
             None => None,
         };
-        if let Some(id) = &a.run_id
-            && (id.is_empty() || id.contains('/') || id.starts_with('.'))
-        {
-            bail!("--run-id: '{id}' is not valid; give a plain name without '/'");
-        }
-        let run_id = a.run_id.clone().unwrap_or_else(sweep::new_run_id);
-        let mut dir = a.out_dir.join(&run_id);
-        if let Some(s) = shard {
-            dir = dir.join(format!("shard-{}-of-{}", s.index, s.count));
-        }
-        if dir.join("results.jsonl").exists() && !a.dry_run {
-            bail!(
-                "run directory {} already has results; use --resume {} to continue it",
-                dir.display(),
-                dir.display()
-            );
-        }
-        let models = sweep::resolve_models(&plan)?;
-        Ok(Config {
+        Config::new_run(
             plan,
-            models,
-            engines,
-            counters,
-            dir,
-            run_id,
-            shard,
-            resume: false,
-            csv: a.csv,
-            measure_probe: !a.no_probe,
-            argv,
-        })
+            sweep::NewRun {
+                out_dir: &a.out_dir,
+                run_id: a.run_id.clone(),
+                shard,
+                csv: a.csv,
+                measure_probe: !a.no_probe,
+                dry_run: a.dry_run,
+                argv,
+            },
+        )
     }
 }
 

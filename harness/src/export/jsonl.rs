@@ -14,10 +14,7 @@ impl Exporter for JsonlExporter {
     }
 
     fn row(&mut self, out: &mut dyn Write, row: &BenchRow) -> io::Result<()> {
-        let mut line = serde_json::to_vec(row).map_err(io::Error::other)?;
-        line.push(b'\n');
-        out.write_all(&line)?;
-        out.flush()
+        crate::results::write_row(out, row)
     }
 
     fn end(&mut self, out: &mut dyn Write) -> io::Result<()> {

@@ -1,15 +1,24 @@
-//! The JSON Lines reader, for ours and llama-bench's `-o jsonl`, by the policy of
-//! `read`. Rows are written as JSON Lines by `export`'s `jsonl` exporter and by
-//! `sweep`'s append of one row per finished point (`serde_json::to_string` of a
-//! [`BenchRow`] and a newline); neither writer lives here yet.
+//! JSON Lines rows: the reader, for ours and llama-bench's `-o jsonl`, by the policy of
+//! `read`, and [`write_row`], the one writer of a row's line, which `export`'s `jsonl`
+//! exporter, `sweep`'s append of each finished point and `merge` all use.
 
-use std::io::BufRead;
+use std::io::{self, BufRead, Write};
 use std::path::Path;
 
 use anyhow::Context as _;
 
 use super::read::{ReadRow, ReadRows, Skipped};
 use super::schema::BenchRow;
+
+/// Writes `row` as one compact JSON object and a newline, in one `write` so that a reader
+/// of a file being appended to sees whole lines or a torn last one, never interleaved
+/// halves, then flushes (a crash later loses no finished row).
+pub fn write_row(out: &mut dyn Write, row: &BenchRow) -> io::Result<()> {
+    let mut line = serde_json::to_vec(row).map_err(io::Error::other)?;
+    line.push(b'\n');
+    out.write_all(&line)?;
+    out.flush()
+}
 
 /// Parses JSON Lines rows (ours or llama-bench `-o jsonl`). This is the one policy for
 /// damaged results files, shared by every command that reads them (`sweep --resume`,

@@ -4,7 +4,8 @@
 //! - `schema`: [`BenchRow`] and its field types, the field lists, llama-bench's defaults.
 //! - `read`: the reading policy every format shares (a row from a JSON object, a newer
 //!   schema refused, damaged lines skipped and named).
-//! - `jsonl`, `csv`: the JSON Lines and CSV readers (CSV: ours or llama-bench's).
+//! - `jsonl`, `csv`: the JSON Lines reader and row writer, and the CSV reader (ours or
+//!   llama-bench's; CSV is written by `export`).
 //! - `timing`: the timing fields from raw samples, by llama-bench's rules.
 //! - `signal`: signal names and the shell exit code → signal mapping.
 //! - `build`: this binary's build info.
@@ -21,7 +22,7 @@ mod timing;
 
 pub use build::build_info;
 pub use csv::{parse_csv, read_csv};
-pub use jsonl::{parse_jsonl, read_jsonl, read_jsonl_file};
+pub use jsonl::{parse_jsonl, read_jsonl, read_jsonl_file, write_row};
 #[cfg(test)]
 pub(crate) use read::assert_rows_match;
 pub use read::{ReadRow, ReadRows, RowError, Skipped, warn_skipped};

@@ -73,6 +73,61 @@ pub struct Config {
     pub argv: Vec<String>,
 }
 
+/// What a new (not resumed) run needs besides its plan: where it goes and how it reports.
+pub struct NewRun<'a> {
+    /// The directory run directories are made in (`results/runs`).
+    pub out_dir: &'a Path,
+    /// The run's name; a fresh timestamped one when `None`.
+    pub run_id: Option<String>,
+    pub shard: Option<Shard>,
+    pub csv: bool,
+    pub measure_probe: bool,
+    /// A dry run writes nothing, so an existing run directory is no obstacle.
+    pub dry_run: bool,
+    /// The command line, recorded in the manifest.
+    pub argv: Vec<String>,
+}
+
+impl Config {
+    /// A new run of `plan`: every axis value checked, the run directory chosen (refused when
+    /// it already holds results: that is `--resume`'s job), the models resolved. `tessera
+    /// sweep` and `tessera nightly` both start their runs here.
+    pub fn new_run(plan: Plan, run: NewRun) -> Result<Config> {
+        let (engines, counters) = validate(&plan)?;
+        if let Some(id) = &run.run_id
+            && (id.is_empty() || id.contains('/') || id.starts_with('.'))
+        {
+            bail!("--run-id: '{id}' is not valid; give a plain name without '/'");
+        }
+        let run_id = run.run_id.unwrap_or_else(new_run_id);
+        let mut dir = run.out_dir.join(&run_id);
+        if let Some(s) = run.shard {
+            dir = dir.join(format!("shard-{}-of-{}", s.index, s.count));
+        }
+        if dir.join("results.jsonl").exists() && !run.dry_run {
+            bail!(
+                "run directory {} already has results; use --resume {} to continue it",
+                dir.display(),
+                dir.display()
+            );
+        }
+        let models = resolve_models(&plan)?;
+        Ok(Config {
+            plan,
+            models,
+            engines,
+            counters,
+            dir,
+            run_id,
+            shard: run.shard,
+            resume: false,
+            csv: run.csv,
+            measure_probe: run.measure_probe,
+            argv: run.argv,
+        })
+    }
+}
+
 /// Checks every axis value before anything runs; errors name the value and the valid ones.
 pub fn validate(plan: &Plan) -> Result<(BTreeMap<String, Engine>, Vec<String>)> {
     use tessera_engine::affinity::{self, PinPolicy};

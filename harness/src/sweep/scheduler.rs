@@ -324,11 +324,7 @@ fn terminate_torn_line(path: &Path) -> Result<()> {
 
 /// Appends one row as one line and flushes it to the kernel.
 fn append(file: &mut std::fs::File, row: &BenchRow) -> Result<()> {
-    let mut line = serde_json::to_string(row)?;
-    line.push('\n');
-    file.write_all(line.as_bytes())?;
-    file.flush()?;
-    Ok(())
+    Ok(crate::results::write_row(file, row)?)
 }
 
 #[cfg(test)]
