@@ -676,19 +676,7 @@ fn stops_report_the_range_left_and_resume_rebuilds_nothing() {
     let (code, v, _, err) = bisect(&repo, root, "st", &["--resume"], &[]);
     assert_eq!(code, 0, "{err}");
     assert_found(&v, &h[9], &err);
-    let built: Vec<String> = std::fs::read_to_string(&builds)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    let mut distinct = built.clone();
-    distinct.sort();
-    distinct.dedup();
-    assert_eq!(
-        built.len(),
-        distinct.len(),
-        "a commit was built twice: {built:?}"
-    );
+    assert_each_built_once(&builds);
 
     // A budget smaller than the endpoints' checks: stopped before the first test, with the
     // whole range left; the resumed run builds nothing it built before.
@@ -718,19 +706,7 @@ fn stops_report_the_range_left_and_resume_rebuilds_nothing() {
     let (code, v, _, err) = bisect(&repo, root, "bu", &["--resume"], &[]);
     assert_eq!(code, 0, "{err}");
     assert_found(&v, &h[9], &err);
-    let built: Vec<String> = std::fs::read_to_string(&builds)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    let mut distinct = built.clone();
-    distinct.sort();
-    distinct.dedup();
-    assert_eq!(
-        built.len(),
-        distinct.len(),
-        "a commit was built twice: {built:?}"
-    );
+    assert_each_built_once(&builds);
     let state: Value =
         serde_json::from_str(&std::fs::read_to_string(root.join("bu").join("state.json")).unwrap())
             .unwrap();
@@ -871,4 +847,22 @@ fn ccache_cache_reaches_cmake_through_the_environment() {
         assert_eq!(code, 2, "{err}");
         assert!(err.contains("ccache is not on PATH"), "{err}");
     }
+}
+
+/// Every line of the build log (one commit hash per build) is distinct: nothing was built
+/// twice.
+fn assert_each_built_once(log: &Path) {
+    let built: Vec<String> = std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let mut distinct = built.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(
+        built.len(),
+        distinct.len(),
+        "a commit was built twice: {built:?}"
+    );
 }
