@@ -283,14 +283,16 @@ pub fn missing_lines(missing: &[(&str, &str)]) -> Vec<String> {
         .collect()
 }
 
-/// Machine peaks that turn rates into shares of a roofline; from `tessera probe`.
+/// Machine peaks that turn one row's rates into shares of a roofline; from `tessera probe`
+/// (`probe::RowPeaks::for_row`).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Peaks {
-    /// Best measured read bandwidth over thread counts, GB/s.
+    /// Read bandwidth of the row's working set at its thread count, GB/s.
     pub read_gbps: Option<f64>,
-    /// Measured int8 multiply-add rate with all cores, G ops/s (one multiply-add = 2 ops).
+    /// Measured int8 multiply-add rate of the row's ISA at its thread count, G ops/s (one
+    /// multiply-add = 2 ops).
     pub int8_gops: Option<f64>,
-    /// Measured f32 FMA rate with all cores, GFLOP/s.
+    /// Measured f32 FMA rate of the row's ISA at its thread count, GFLOP/s.
     pub f32_gflops: Option<f64>,
 }
 
@@ -302,9 +304,10 @@ pub struct Peaks {
 /// - `llc_load_misses_per_token`, `page_faults_per_token` over all timed repetitions
 /// - `cpu_utilization` = task-clock / summed wall time (threads busy on average)
 /// - `achieved_gbps` (tg tests) = model bytes read per token × tokens/s
-/// - `bandwidth_roofline_pct` (tg) = achieved_gbps / measured read bandwidth × 100
+/// - `bandwidth_roofline_pct` (tg) = achieved_gbps / read rate of the model's bytes × 100
 /// - `achieved_gops` (pp tests) = 2 × parameters × tokens/s
-/// - `peak_pct` (pp) = achieved_gops / measured peak (int8 for quantized weights, f32 else)
+/// - `peak_pct` (pp) = achieved_gops / the ISA's measured peak (int8 for quantized weights,
+///   f32 else)
 pub fn derive(row: &BenchRow, peaks: &Peaks) -> BTreeMap<String, Option<f64>> {
     let c = |n: &str| row.counters.get(n).and_then(|v| v.value).map(|v| v as f64);
     let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {

@@ -106,18 +106,49 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// Peaks for the derived metrics of sweep rows.
-    pub fn peaks(&self) -> crate::counters::Peaks {
+    /// The roofs the derived shares of sweep rows are taken against ([`RowPeaks`]).
+    pub fn row_peaks(&self) -> RowPeaks {
         let m = self.measured.as_ref();
+        RowPeaks {
+            roofline: m.and_then(|m| m.roofline.clone()),
+            fallback: crate::counters::Peaks {
+                read_gbps: m.and_then(|m| {
+                    m.bandwidth
+                        .iter()
+                        .map(|b| b.read_gbps)
+                        .fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.max(x))))
+                }),
+                int8_gops: m.and_then(|m| m.peak.as_ref().map(|p| p.int8_gops_all)),
+                f32_gflops: m.and_then(|m| m.peak.as_ref().map(|p| p.f32_gflops_all)),
+            },
+        }
+    }
+}
+
+/// Where a sweep row's `bandwidth_roofline_pct` and `peak_pct` come from: the same
+/// cache-aware roofline `tessera explain` and `tessera kernels` use, read for the row
+/// itself: the read rate of the level its model's bytes are served from at its thread
+/// count, and the peak of the ISA it ran at that thread count. A probe measured before the
+/// roofline existed has only the STREAM bandwidth and the widest kernel's peak with all
+/// threads; those are the fallback.
+#[derive(Clone, Debug, Default)]
+pub struct RowPeaks {
+    pub roofline: Option<roofline::Roofline>,
+    pub fallback: crate::counters::Peaks,
+}
+
+impl RowPeaks {
+    /// The peaks `row` is measured against.
+    pub fn for_row(&self, row: &crate::results::BenchRow) -> crate::counters::Peaks {
+        let Some(r) = &self.roofline else {
+            return self.fallback;
+        };
+        let threads = (row.n_threads as usize).max(1);
+        let positive = |v: f64| (v > 0.0).then_some(v);
         crate::counters::Peaks {
-            read_gbps: m.and_then(|m| {
-                m.bandwidth
-                    .iter()
-                    .map(|b| b.read_gbps)
-                    .fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.max(x))))
-            }),
-            int8_gops: m.and_then(|m| m.peak.as_ref().map(|p| p.int8_gops_all)),
-            f32_gflops: m.and_then(|m| m.peak.as_ref().map(|p| p.f32_gflops_all)),
+            read_gbps: positive(r.read_gbps(row.model_size, threads)),
+            int8_gops: r.row_peak(&row.isa, true, threads),
+            f32_gflops: r.row_peak(&row.isa, false, threads),
         }
     }
 }

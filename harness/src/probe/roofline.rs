@@ -204,6 +204,20 @@ impl Roofline {
         (v > 0.0).then_some(v)
     }
 
+    /// The peak a whole benchmark row of `isa` at `threads` is measured against: that ISA's
+    /// when the probe measured it, otherwise the best any measured ISA reached (an external
+    /// engine's row does not say which ISA it ran, and the best is the roof it cannot
+    /// beat). `None` when nothing was measured.
+    pub fn row_peak(&self, isa: &str, int8: bool, threads: usize) -> Option<f64> {
+        if self.peaks.iter().any(|p| p.isa == isa) {
+            return self.peak(isa, int8, threads);
+        }
+        self.peaks
+            .iter()
+            .filter_map(|p| self.peak(&p.isa, int8, threads))
+            .max_by(f64::total_cmp)
+    }
+
     /// The roof of an operation doing `flop` operations (int8 ops when `int8`) over `bytes`
     /// of memory traffic, with a working set of `working_set` bytes, on `threads` threads
     /// of `isa`: min(the ISA's peak, flop/bytes × the read rate of the level the working
@@ -1062,6 +1076,52 @@ mod tests {
             curve_1: vec![],
             curve_all: vec![],
         }
+    }
+
+    #[test]
+    fn rows_are_measured_against_their_own_isa_level_and_thread_count() {
+        let r = hand();
+        // A measured ISA: its own peak, at the row's thread count (1 → _1, 4 → _all).
+        assert_eq!(r.row_peak("avx512", true, 1), Some(500.0));
+        assert_eq!(r.row_peak("scalar", false, 4), Some(20.0));
+        // No such ISA measured (an external engine's "-", or an ISA without a peak here):
+        // the best any ISA reached, never scalar's.
+        assert_eq!(r.row_peak("-", true, 4), Some(2000.0));
+        assert_eq!(r.row_peak("avx2", false, 1), Some(120.0));
+
+        let mut row = crate::results::BenchRow {
+            isa: "scalar".into(),
+            n_threads: 1,
+            model_size: 512 * KIB,
+            ..Default::default()
+        };
+        let rp = crate::probe::RowPeaks {
+            roofline: Some(r.clone()),
+            fallback: crate::counters::Peaks {
+                read_gbps: Some(7.0),
+                int8_gops: Some(8.0),
+                f32_gflops: Some(9.0),
+            },
+        };
+        let p = rp.for_row(&row);
+        // 512K with one thread is served from L2 (100 GB/s); scalar's one-thread peaks.
+        assert_eq!(p.read_gbps, Some(100.0));
+        assert_eq!((p.int8_gops, p.f32_gflops), (Some(10.0), Some(5.0)));
+        // The same model on 4 threads fits the L1s together: 800 GB/s; scalar's _all.
+        row.n_threads = 4;
+        row.model_size = 100 * KIB;
+        let p = rp.for_row(&row);
+        assert_eq!(p.read_gbps, Some(800.0));
+        assert_eq!(p.int8_gops, Some(40.0));
+        // A model bigger than every cache reads at DRAM's rate.
+        row.model_size = 64 * MIB;
+        assert_eq!(rp.for_row(&row).read_gbps, Some(40.0));
+        // A probe from before the roofline: the old whole-machine numbers, unchanged.
+        let old = crate::probe::RowPeaks {
+            roofline: None,
+            ..rp
+        };
+        assert_eq!(old.for_row(&row), old.fallback);
     }
 
     #[test]

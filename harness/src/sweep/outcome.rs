@@ -4,7 +4,7 @@
 
 use super::plan::Unit;
 use super::{Config, child, engine};
-use crate::counters::Peaks;
+use crate::probe::RowPeaks;
 use crate::results::{BenchRow, Fault, Status};
 
 /// The row describing a point before anything is known about its outcome: the grid's
@@ -24,7 +24,7 @@ pub(super) fn rows_for(
     u: &Unit,
     cfg: &Config,
     fingerprint: &str,
-    peaks: &Peaks,
+    peaks: &RowPeaks,
     outcome: std::io::Result<child::ChildResult>,
 ) -> Vec<BenchRow> {
     let base = template_row(u, cfg, fingerprint);
@@ -94,7 +94,7 @@ pub(super) fn rows_for(
                         row.counters_scope = crate::counters::Scope::Child.name().into();
                     }
                 }
-                row.derived = crate::counters::derive(&row, peaks);
+                row.derived = crate::counters::derive(&row, &peaks.for_row(&row));
                 row
             })
             .collect(),

@@ -16,9 +16,9 @@ use anyhow::{Context as _, Result};
 use super::engine::{Engine, RunSettings};
 use super::plan::{self, Unit};
 use super::{Config, Manifest, child, outcome};
-use crate::counters::Peaks;
 use crate::lockfile::DirLock;
 use crate::probe::Probe;
+use crate::probe::RowPeaks;
 use crate::results::{BenchRow, Status};
 
 /// One sweep in progress.
@@ -27,7 +27,7 @@ pub(super) struct Scheduler<'a> {
     /// Held until the sweep ends: one writer per run directory.
     _lock: DirLock,
     fingerprint: String,
-    peaks: Peaks,
+    peaks: RowPeaks,
     /// This shard's units, all of them (done or not): what the exit status is about.
     units: Vec<Unit>,
     /// The units still to run, in plan order.
@@ -63,7 +63,7 @@ impl<'a> Scheduler<'a> {
         Ok(Scheduler {
             cfg,
             _lock: lock,
-            peaks: probe.peaks(),
+            peaks: probe.row_peaks(),
             fingerprint: probe.fingerprint,
             bar: progress_bar(todo.len()),
             units,
