@@ -36,15 +36,6 @@ impl Driver<'_> {
         } else {
             (Verdict::Good, "ran cleanly".to_string())
         };
-        Ok(Eval {
-            verdict,
-            reason,
-            build: built.note,
-            class: Some(class),
-            perf: None,
-            p_error: None,
-            seconds: out.seconds,
-            build_seconds: built.seconds,
-        })
+        Ok(Eval::judged(verdict, reason, class, out.seconds, built))
     }
 }

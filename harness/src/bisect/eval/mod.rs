@@ -44,6 +44,23 @@ impl Eval {
             build_seconds: build.seconds,
         }
     }
+
+    /// The verdict of one classified run that took `seconds` (fault, fix and output modes:
+    /// no perf measurement).
+    pub(super) fn judged(
+        verdict: Verdict,
+        reason: String,
+        class: Classification,
+        seconds: f64,
+        build: &Built,
+    ) -> Eval {
+        Eval {
+            verdict,
+            class: Some(class),
+            seconds,
+            ..Eval::skip(reason, build)
+        }
+    }
 }
 
 impl Driver<'_> {

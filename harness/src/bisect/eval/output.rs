@@ -39,16 +39,13 @@ impl Driver<'_> {
         match self.output_of(&built.wt, &out) {
             Ok(text) => {
                 self.state.reference_output = Some(text);
-                Ok(Eval {
-                    verdict: Verdict::Good,
-                    reason: "reference output recorded".into(),
-                    build: built.note,
-                    class: Some(class),
-                    perf: None,
-                    p_error: None,
-                    seconds: out.seconds,
-                    build_seconds: built.seconds,
-                })
+                Ok(Eval::judged(
+                    Verdict::Good,
+                    "reference output recorded".into(),
+                    class,
+                    out.seconds,
+                    &built,
+                ))
             }
             Err(e) => Ok(Eval::skip(e, &built)),
         }
@@ -74,15 +71,6 @@ impl Driver<'_> {
             None => (Verdict::Good, "same output as the old endpoint".to_string()),
             Some(diff) => (Verdict::Bad, diff),
         };
-        Ok(Eval {
-            verdict,
-            reason,
-            build: built.note,
-            class: Some(class),
-            perf: None,
-            p_error: None,
-            seconds: out.seconds,
-            build_seconds: built.seconds,
-        })
+        Ok(Eval::judged(verdict, reason, class, out.seconds, built))
     }
 }
