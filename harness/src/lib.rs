@@ -1,5 +1,6 @@
 //! tessera: the harness. CLI commands, results, exporters; never computes a matmul itself.
 
+pub mod bench;
 pub mod bisect;
 pub mod cache;
 pub mod chart;
