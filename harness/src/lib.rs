@@ -10,6 +10,8 @@ pub mod compare;
 pub mod counters;
 pub mod explain;
 pub mod export;
+pub mod fsutil;
+pub mod generate;
 pub mod gpu;
 pub mod grid;
 pub mod history;
