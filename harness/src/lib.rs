@@ -1,5 +1,6 @@
 //! tessera: the harness. CLI commands, results, exporters; never computes a matmul itself.
 
+pub mod bench;
 pub mod bisect;
 pub mod cache;
 pub mod chart;
@@ -9,6 +10,8 @@ pub mod compare;
 pub mod counters;
 pub mod explain;
 pub mod export;
+pub mod fsutil;
+pub mod generate;
 pub mod gpu;
 pub mod grid;
 pub mod history;
