@@ -9,10 +9,11 @@
 //! always gives the same points.
 //!
 //! Also the series reports built from the store ([`series_reports`]) and their two
-//! renderings, the markdown table and the chart ([`markdown`], [`history_chart`]).
+//! renderings, the markdown table and the chart ([`markdown`], [`history_chart`], drawn
+//! where [`chart_files`] says).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -552,6 +553,46 @@ pub fn history_chart(r: &SeriesReport) -> LineChart {
         integer_x: true,
         legend: LegendCorner::LowerLeft,
     }
+}
+
+/// Where `history show --chart PATH` draws each report: PATH itself for one series; for
+/// several, PATH with "-<series>" (the label as a file-safe slug) before the extension.
+pub fn chart_files<'r>(
+    path: &Path,
+    reports: &'r [SeriesReport],
+) -> Vec<(PathBuf, &'r SeriesReport)> {
+    reports
+        .iter()
+        .map(|r| {
+            let file = if reports.len() == 1 {
+                path.to_path_buf()
+            } else {
+                suffixed(path, &crate::report::slug(&r.label))
+            };
+            (file, r)
+        })
+        .collect()
+}
+
+/// `dir/stem.ext` → `dir/stem-suffix.ext`.
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!("{stem}-{suffix}.{ext}"))
+}
+
+/// Whether some series' most recent change point is a slowdown (`history show
+/// --fail-on-regression`; new or not, unlike nightly, which asks only of new ones).
+pub fn newest_step_is_slowdown(reports: &[SeriesReport]) -> bool {
+    reports
+        .iter()
+        .any(|r| r.change_points.last().is_some_and(|c| c.change < 0.0))
 }
 
 #[cfg(test)]
