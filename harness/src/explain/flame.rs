@@ -25,6 +25,16 @@ pub fn folded_files(run: &Run, row: &LoadedRow) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The differential flamegraph of `test` in `dir`: `<test>-diff.svg`, every character of
+/// the test name but ASCII letters and digits as `_`.
+pub fn diff_file(dir: &Path, test: &str) -> PathBuf {
+    let name: String = test
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    dir.join(format!("{name}-diff.svg"))
+}
+
 fn read_all(files: &[PathBuf]) -> Result<String> {
     let mut s = String::new();
     for f in files {
