@@ -668,7 +668,6 @@ pub fn local_roofline(rows_fingerprints: &[&str], notes: &mut Vec<String>) -> Op
     probe.measured.and_then(|m| m.roofline)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -153,4 +153,3 @@ pub fn side_name(run: &Run, filters: &[Filter], fallback: &str) -> String {
             .join(",")
     }
 }
-
