@@ -694,4 +694,56 @@ mod tests {
             change_points(&v, &CpParams::default())
         );
     }
+
+    fn report(label: &str, changes: &[f64]) -> SeriesReport {
+        SeriesReport {
+            key: label.into(),
+            label: label.into(),
+            points: Vec::new(),
+            change_points: changes
+                .iter()
+                .enumerate()
+                .map(|(i, &change)| ChangePoint {
+                    index: i + 1,
+                    before: 100.0,
+                    after: 100.0 * (1.0 + change),
+                    change,
+                    p_value: 0.0,
+                    new: false,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn one_series_draws_to_the_path_several_get_a_suffix_each() {
+        let one = [report("pp512", &[])];
+        let files: Vec<PathBuf> = chart_files(Path::new("out/h.svg"), &one)
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect();
+        assert_eq!(files, [PathBuf::from("out/h.svg")]);
+        let two = [report("pp512", &[]), report("tg128", &[])];
+        let files: Vec<PathBuf> = chart_files(Path::new("out/h.png"), &two)
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect();
+        assert_eq!(
+            files,
+            [
+                PathBuf::from("out/h-pp512.png"),
+                PathBuf::from("out/h-tg128.png")
+            ]
+        );
+    }
+
+    #[test]
+    fn only_the_newest_change_point_decides_a_slowdown() {
+        assert!(!newest_step_is_slowdown(&[report("a", &[])]));
+        assert!(!newest_step_is_slowdown(&[report("a", &[-0.1, 0.05])]));
+        assert!(newest_step_is_slowdown(&[
+            report("a", &[0.05]),
+            report("b", &[0.05, -0.1])
+        ]));
+    }
 }

@@ -98,4 +98,16 @@ mod tests {
         let e = write(&[a], &[], "t", &out).unwrap_err().to_string();
         assert!(e.contains("profile on both sides"), "{e}");
     }
+
+    #[test]
+    fn diff_file_names_are_file_safe() {
+        assert_eq!(
+            diff_file(Path::new("fg"), "pp512"),
+            Path::new("fg/pp512-diff.svg")
+        );
+        assert_eq!(
+            diff_file(Path::new("fg"), "pp512+tg128 @ d/1"),
+            Path::new("fg/pp512_tg128___d_1-diff.svg")
+        );
+    }
 }

@@ -153,3 +153,75 @@ pub fn side_name(run: &Run, filters: &[Filter], fallback: &str) -> String {
             .join(",")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::results::BenchRow;
+
+    fn loaded(pairs: &[(&str, &str)]) -> LoadedRow {
+        LoadedRow {
+            row: BenchRow::default(),
+            config: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn filters_need_key_value_and_a_key_field() {
+        let f = parse_filters(&strings(&[" isa = amx "]), "--cand").unwrap();
+        assert_eq!(
+            f,
+            [Filter {
+                key: "isa".into(),
+                value: "amx".into()
+            }]
+        );
+        let e = parse_filters(&strings(&["isa"]), "--base").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "bad --base 'isa': give KEY=VALUE, e.g. isa=avx2"
+        );
+        let e = parse_filters(&strings(&["colour=red"]), "--cand").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("bad --cand key 'colour': valid keys are "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_filter_that_selects_nothing_names_the_values_present() {
+        let run = Run {
+            path: PathBuf::from("r"),
+            file: PathBuf::from("r/results.jsonl"),
+            rows: vec![loaded(&[("isa", "avx2")]), loaded(&[("isa", "scalar")])],
+        };
+        let amx = parse_filters(&strings(&["isa=amx"]), "--cand").unwrap();
+        let e = select(&run, &amx, "--cand").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--cand isa=amx selects no row of 'r': its rows have isa avx2, scalar"
+        );
+        let avx2 = parse_filters(&strings(&["isa=avx2"]), "--base").unwrap();
+        assert_eq!(select(&run, &avx2, "--base").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn labels_come_from_the_filters_else_from_what_differs() {
+        let mine = loaded(&[("test", "pp512"), ("isa", "avx2"), ("threads", "4")]).config;
+        let other = loaded(&[("test", "tg128"), ("isa", "amx"), ("threads", "4")]).config;
+        assert_eq!(label(&[], &mine, &other, "base"), "isa=avx2");
+        assert_eq!(label(&[], &mine, &mine, "base"), "base");
+        let f = parse_filters(&strings(&["isa=avx2"]), "--base").unwrap();
+        assert_eq!(label(&f, &mine, &other, "base"), "isa=avx2");
+    }
+}

@@ -195,3 +195,31 @@ pub(super) fn batches<'s>(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_shapes_share_a_batch_a_large_one_is_its_own() {
+        let small: Vec<Shape> = shapes(256, 64, 512, 1000);
+        let b = batches(&small, "q4_0", &[1, 64], 2);
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].len(), small.len());
+        // 32768 × 32768 f32 weights are 4 GiB: far above a batch, alone in one.
+        let mixed: Vec<Shape> = vec![("a", 256, 256), ("huge", 32768, 32768), ("b", 256, 256)];
+        let b = batches(&mixed, "f32", &[1], 1);
+        let names: Vec<Vec<&str>> = b.iter().map(|s| s.iter().map(|x| x.0).collect()).collect();
+        assert_eq!(names, [vec!["a"], vec!["huge"], vec!["b"]]);
+    }
+
+    #[test]
+    fn k_must_be_whole_quant_blocks() {
+        assert!(check_shapes(&[("w", 64, 64)]).is_ok());
+        let e = check_shapes(&[("w", 64, 48)]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "weight w has k=48, not a multiple of 32; cannot benchmark it"
+        );
+    }
+}

@@ -226,3 +226,34 @@ fn refuse_to_lose_rows(
     eprintln!("tessera: warning: {what}; replacing it (--force)");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_of_one_parent_merge_into_it_others_need_out() {
+        let dirs = [PathBuf::from("runs/s1"), PathBuf::from("runs/s2")];
+        assert_eq!(common_parent(&dirs).unwrap(), PathBuf::from("runs"));
+        assert_eq!(
+            common_parent(&[PathBuf::from("s1")]).unwrap(),
+            PathBuf::from(".")
+        );
+        let e = common_parent(&[PathBuf::from("a/s1"), PathBuf::from("b/s2")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the shard directories 'a/s1', 'b/s2' have no common parent; give --out DIR"
+        );
+    }
+
+    #[test]
+    fn no_directories_is_an_error_not_a_panic() {
+        let cfg = Config {
+            dirs: Vec::new(),
+            out: None,
+            force: false,
+            argv: Vec::new(),
+        };
+        assert!(run(&cfg).is_err());
+    }
+}
