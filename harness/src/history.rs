@@ -9,10 +9,11 @@
 //! always gives the same points.
 //!
 //! Also the series reports built from the store ([`series_reports`]) and their two
-//! renderings, the markdown table and the chart ([`markdown`], [`history_chart`]).
+//! renderings, the markdown table and the chart ([`markdown`], [`history_chart`], drawn
+//! where [`chart_files`] says).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -554,6 +555,46 @@ pub fn history_chart(r: &SeriesReport) -> LineChart {
     }
 }
 
+/// Where `history show --chart PATH` draws each report: PATH itself for one series; for
+/// several, PATH with "-<series>" (the label as a file-safe slug) before the extension.
+pub fn chart_files<'r>(
+    path: &Path,
+    reports: &'r [SeriesReport],
+) -> Vec<(PathBuf, &'r SeriesReport)> {
+    reports
+        .iter()
+        .map(|r| {
+            let file = if reports.len() == 1 {
+                path.to_path_buf()
+            } else {
+                suffixed(path, &crate::report::slug(&r.label))
+            };
+            (file, r)
+        })
+        .collect()
+}
+
+/// `dir/stem.ext` → `dir/stem-suffix.ext`.
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!("{stem}-{suffix}.{ext}"))
+}
+
+/// Whether some series' most recent change point is a slowdown (`history show
+/// --fail-on-regression`; new or not, unlike nightly, which asks only of new ones).
+pub fn newest_step_is_slowdown(reports: &[SeriesReport]) -> bool {
+    reports
+        .iter()
+        .any(|r| r.change_points.last().is_some_and(|c| c.change < 0.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -652,5 +693,57 @@ mod tests {
             change_points(&v, &CpParams::default()),
             change_points(&v, &CpParams::default())
         );
+    }
+
+    fn report(label: &str, changes: &[f64]) -> SeriesReport {
+        SeriesReport {
+            key: label.into(),
+            label: label.into(),
+            points: Vec::new(),
+            change_points: changes
+                .iter()
+                .enumerate()
+                .map(|(i, &change)| ChangePoint {
+                    index: i + 1,
+                    before: 100.0,
+                    after: 100.0 * (1.0 + change),
+                    change,
+                    p_value: 0.0,
+                    new: false,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn one_series_draws_to_the_path_several_get_a_suffix_each() {
+        let one = [report("pp512", &[])];
+        let files: Vec<PathBuf> = chart_files(Path::new("out/h.svg"), &one)
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect();
+        assert_eq!(files, [PathBuf::from("out/h.svg")]);
+        let two = [report("pp512", &[]), report("tg128", &[])];
+        let files: Vec<PathBuf> = chart_files(Path::new("out/h.png"), &two)
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect();
+        assert_eq!(
+            files,
+            [
+                PathBuf::from("out/h-pp512.png"),
+                PathBuf::from("out/h-tg128.png")
+            ]
+        );
+    }
+
+    #[test]
+    fn only_the_newest_change_point_decides_a_slowdown() {
+        assert!(!newest_step_is_slowdown(&[report("a", &[])]));
+        assert!(!newest_step_is_slowdown(&[report("a", &[-0.1, 0.05])]));
+        assert!(newest_step_is_slowdown(&[
+            report("a", &[0.05]),
+            report("b", &[0.05, -0.1])
+        ]));
     }
 }

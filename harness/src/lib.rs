@@ -16,6 +16,7 @@ pub mod gpu;
 pub mod grid;
 pub mod history;
 pub mod lockfile;
+pub mod microbench;
 pub mod nightly;
 pub mod probe;
 pub mod profile;

@@ -1,6 +1,8 @@
-//! `tessera compare BASE NEW`: pairs the rows of two runs on configuration and prints
-//! each pair's change and verdict (md, json or csv), optionally drawing a chart and
-//! failing when anything regressed.
+//! `tessera compare BASE NEW`: the edge of [`crate::compare`]. The flags become a
+//! [`compare::Config`] (format, --alpha, --chart's format, both sides resolved, threshold,
+//! --ignore, in that order); [`compare::run`] pairs the rows of the two runs on
+//! configuration, and this module prints each pair's change and verdict (md, json or csv),
+//! draws the chart, and fails when anything regressed.
 
 use std::path::PathBuf;
 
@@ -8,10 +10,9 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::chart;
 use crate::cli::{Threshold, parse_threshold};
-use crate::compare::load::{load_run, parse_ignore, resolve_side, side_name};
-use crate::compare::render;
+use crate::compare::load::{parse_ignore, resolve_side, side_name};
 use crate::compare::verdict::Criteria;
-use crate::compare::{Comparison, compare};
+use crate::compare::{self, Config, Format, render};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -43,26 +44,7 @@ pub struct Args {
     pub db: PathBuf,
 }
 
-/// Output format of the comparison.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Md,
-    Json,
-    Csv,
-}
-
-/// Flags resolved and validated.
-#[derive(Debug)]
-pub struct Config {
-    pub base: PathBuf,
-    pub new: PathBuf,
-    pub format: Format,
-    pub criteria: Criteria,
-    pub ignore: Vec<String>,
-    pub chart: Option<PathBuf>,
-    pub fail_on_regression: bool,
-}
-
+// `Config` is the domain's (`compare::Config`); turning flags into it is this module's job.
 impl Config {
     pub fn from_args(a: &Args) -> Result<Config> {
         let format = match a.output.trim().to_ascii_lowercase().as_str() {
@@ -99,19 +81,12 @@ impl Config {
     }
 }
 
-/// Loads both sides and compares them.
-pub fn run(cfg: &Config) -> Result<Comparison> {
-    let base = load_run(&cfg.base).context("loading the baseline")?;
-    let new = load_run(&cfg.new).context("loading the candidate")?;
-    Ok(compare(&base, &new, &cfg.criteria, &cfg.ignore))
-}
-
 /// The command: prints the comparison, draws the chart; false (exit 1) when
 /// `--fail-on-regression` is set and something regressed or failed; an error (exit 2)
 /// when no row matched.
 pub fn run_cli(a: &Args) -> Result<bool> {
     let cfg = Config::from_args(a)?;
-    let c = run(&cfg)?;
+    let c = compare::run(&cfg)?;
     let text = match cfg.format {
         Format::Md => render::markdown(&c),
         Format::Json => render::json(&c)?,

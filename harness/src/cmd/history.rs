@@ -1,16 +1,23 @@
-//! `tessera history add|show` and `tessera baseline set|show`: import runs into the
-//! SQLite history store, list each configuration's series with its change points (and
-//! draw it), and name baselines.
+//! `tessera history add|show` and `tessera baseline set|show`: the edge of
+//! [`crate::history`]. Imports runs into the SQLite history store, lists each
+//! configuration's series with its change points (and draws it), and names baselines; the
+//! store, the series reports, their renderings and chart file names are the history's,
+//! this module reads the flags (`Selection::from_args`) and prints.
+//!
+//! `history show` checks in this order, as it always has: the database opens, --match,
+//! --threshold, the chart's format (charts are drawn), then --output.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, bail};
 
 use crate::chart;
 use crate::cli::{Threshold, parse_threshold};
 use crate::compare::load::{load_run, side_name};
-use crate::history::{DEFAULT_DB, History, Selection, history_chart, markdown, series_reports};
-use crate::report::slug;
+use crate::history::{
+    DEFAULT_DB, History, Selection, chart_files, history_chart, markdown, newest_step_is_slowdown,
+    series_reports,
+};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -144,12 +151,7 @@ fn show(h: &History, s: &ShowArgs) -> Result<bool> {
     let reports = series_reports(h, &Selection::from_args(s)?)?;
     if let Some(path) = &s.chart {
         chart::ImageFormat::from_path(path)?;
-        for r in &reports {
-            let file = if reports.len() == 1 {
-                path.clone()
-            } else {
-                suffixed(path, &slug(&r.label))
-            };
+        for (file, r) in chart_files(path, &reports) {
             chart::save(&history_chart(r), &file)
                 .with_context(|| format!("drawing '{}'", file.display()))?;
             eprintln!("chart written to {}", file.display());
@@ -160,20 +162,5 @@ fn show(h: &History, s: &ShowArgs) -> Result<bool> {
         "md" => print!("{}", markdown(&reports)),
         other => bail!("unknown output format '{other}': valid formats are md, json"),
     }
-    let bad = reports
-        .iter()
-        .any(|r| r.change_points.last().is_some_and(|c| c.change < 0.0));
-    Ok(!(s.fail_on_regression && bad))
-}
-
-fn suffixed(path: &Path, suffix: &str) -> PathBuf {
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let ext = path
-        .extension()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!("{stem}-{suffix}.{ext}"))
+    Ok(!(s.fail_on_regression && newest_step_is_slowdown(&reports)))
 }

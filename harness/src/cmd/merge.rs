@@ -1,18 +1,16 @@
-//! `tessera merge DIR...`: joins the shard directories of one sweep (possibly measured on
-//! several machines) into one run directory with one results.jsonl and manifest.
+//! `tessera merge DIR...`: the edge of [`crate::sweep::merge`]. The flags become a
+//! [`merge::Config`] (with the command line for the manifest), the merge runs, and its
+//! summary and one line of counts are printed.
 //!
-//! A merge never loses rows: when the output already holds a results.jsonl with points
-//! this merge lacks (an earlier, complete merge, and now only some shards are given), it
-//! refuses unless `--force`; the file is replaced atomically, so an interrupted merge
-//! leaves the old one whole.
+//! Exit status: 0 when every point of the plan is in the merged run, 1 when some are
+//! missing (shards not given or not finished), 2 for bad input (not one sweep's shards,
+//! `--out` one of the inputs, a merge that would lose rows without `--force`).
 
-use std::collections::BTreeSet;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::Result;
 
-use crate::results::BenchRow;
+use crate::sweep::merge::{self, Config};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -27,185 +25,38 @@ pub struct Args {
     pub force: bool,
 }
 
-/// The directory holding `d`: "." for a bare relative name, as for "./name".
-fn parent_of(d: &Path) -> Option<PathBuf> {
-    let p = d.parent()?;
-    Some(if p.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        p.to_path_buf()
-    })
-}
-
-/// The shards' common parent directory, compared as the file system resolves them (so
-/// `a/s1` and `./a/s2` agree).
-fn common_parent(dirs: &[PathBuf]) -> Result<PathBuf> {
-    let no_common = || {
-        anyhow::anyhow!(
-            "the shard directories {} have no common parent; give --out DIR",
-            dirs.iter()
-                .map(|d| format!("'{}'", d.display()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    };
-    let mut resolved = BTreeSet::new();
-    for d in dirs {
-        let p = parent_of(d).ok_or_else(no_common)?;
-        resolved.insert(std::fs::canonicalize(&p).unwrap_or(p));
-    }
-    if resolved.len() != 1 {
-        return Err(no_common());
-    }
-    parent_of(&dirs[0]).ok_or_else(no_common)
-}
-
-fn same_dir(a: &Path, b: &Path) -> bool {
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
+// `Config` is the domain's (`sweep::merge::Config`); turning flags into it is this module's job.
+impl Config {
+    pub fn from_args(a: &Args) -> Config {
+        Config {
+            dirs: a.dirs.clone(),
+            out: a.out.clone(),
+            force: a.force,
+            argv: std::env::args().collect(),
+        }
     }
 }
 
 /// Merges; returns whether every point of the plan is present.
 pub fn run_cli(a: &Args) -> Result<bool> {
-    let mut manifests = Vec::new();
-    for d in &a.dirs {
-        manifests.push(crate::sweep::Manifest::read(d)?);
-    }
-    let first = &manifests[0];
-    for (m, d) in manifests.iter().zip(&a.dirs).skip(1) {
-        if m.unit_keys != first.unit_keys {
-            bail!(
-                "'{}' belongs to a different sweep than '{}' (its plan differs); merge only shards of one sweep",
-                d.display(),
-                a.dirs[0].display()
-            );
-        }
-    }
-    let out = match &a.out {
-        Some(o) => o.clone(),
-        None => common_parent(&a.dirs)?,
-    };
-    if a.dirs.iter().any(|d| same_dir(d, &out)) {
-        bail!(
-            "--out: '{}' is one of the inputs; give another directory",
-            out.display()
-        );
-    }
-    let _lock = crate::lockfile::DirLock::acquire(&out, "tessera merge")?;
-    let mut seen = BTreeSet::new();
-    let mut rows: Vec<BenchRow> = Vec::new();
-    let mut dups = 0usize;
-    for d in &a.dirs {
-        for r in crate::sweep::read_existing(&d.join("results.jsonl"))? {
-            if seen.insert(r.point_key.clone()) {
-                rows.push(r);
-            } else {
-                dups += 1;
-            }
-        }
-    }
-    let results = out.join("results.jsonl");
-    refuse_to_lose_rows(&results, &seen, rows.len(), a.force)?;
-    // Plan order, so a merged run reads like an unsharded one.
-    let order: std::collections::HashMap<&String, usize> = first
-        .unit_keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| (k, i))
-        .collect();
-    rows.sort_by_key(|r| order.get(&r.point_key).copied().unwrap_or(usize::MAX));
-    let tmp = out.join("results.jsonl.tmp");
-    {
-        let mut f = std::io::BufWriter::new(
-            std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?,
-        );
-        for r in &rows {
-            crate::results::write_row(&mut f, r)
-                .with_context(|| format!("writing {}", tmp.display()))?;
-        }
-        f.flush()
-            .with_context(|| format!("writing {}", tmp.display()))?;
-    }
-    std::fs::rename(&tmp, &results).with_context(|| format!("writing {}", results.display()))?;
-    let mut m = first.clone();
-    m.shard = None;
-    m.argv = std::env::args().collect();
-    std::fs::write(out.join("manifest.json"), serde_json::to_string_pretty(&m)?)?;
-    if let Ok(p) = std::fs::read(a.dirs[0].join("probe.json")) {
-        std::fs::write(out.join("probe.json"), p)?;
-    }
-    let missing = first
-        .unit_keys
-        .iter()
-        .filter(|k| !seen.contains(*k))
-        .count();
-    let summary = crate::sweep::summarize(&rows);
-    std::fs::write(out.join("summary.md"), &summary)?;
-    print!("{summary}");
+    let m = merge::run(&Config::from_args(a))?;
+    print!("{}", m.summary);
     println!(
         "\nmerged {} shard(s) into {}: {} of {} points{}{}",
-        a.dirs.len(),
-        out.display(),
-        first.unit_keys.len() - missing,
-        first.unit_keys.len(),
-        if missing > 0 {
-            format!(", {missing} missing")
+        m.shards,
+        m.out.display(),
+        m.present,
+        m.total,
+        if m.missing > 0 {
+            format!(", {} missing", m.missing)
         } else {
             String::new()
         },
-        if dups > 0 {
-            format!(", {dups} duplicate rows dropped")
+        if m.duplicates > 0 {
+            format!(", {} duplicate rows dropped", m.duplicates)
         } else {
             String::new()
         },
     );
-    Ok(missing == 0)
-}
-
-/// Refuses to replace `results` when it holds rows (or unreadable lines) whose points the
-/// merge lacks, unless `force`.
-fn refuse_to_lose_rows(
-    results: &Path,
-    merged_keys: &BTreeSet<String>,
-    merged_rows: usize,
-    force: bool,
-) -> Result<()> {
-    if !results.exists() {
-        return Ok(());
-    }
-    let file =
-        std::fs::File::open(results).with_context(|| format!("reading {}", results.display()))?;
-    let old = crate::results::parse_jsonl(std::io::BufReader::new(file))
-        .with_context(|| format!("in '{}'", results.display()))?;
-    let lost = old
-        .rows
-        .iter()
-        .filter(|r| !merged_keys.contains(&r.row.point_key))
-        .count();
-    let unreadable = old.skipped.len();
-    if lost == 0 && unreadable == 0 {
-        return Ok(());
-    }
-    let what = format!(
-        "{} already holds {} rows{} and this merge has {merged_rows}, without {}",
-        results.display(),
-        old.rows.len(),
-        if unreadable > 0 {
-            format!(" and {unreadable} unreadable lines")
-        } else {
-            String::new()
-        },
-        match (lost, unreadable) {
-            (0, _) => "its unreadable lines".to_string(),
-            (n, 0) => format!("{n} of its points"),
-            (n, _) => format!("{n} of its points and its unreadable lines"),
-        }
-    );
-    if !force {
-        bail!("{what}; merge every shard, give another --out DIR, or add --force to replace it");
-    }
-    eprintln!("tessera: warning: {what}; replacing it (--force)");
-    Ok(())
+    Ok(m.missing == 0)
 }

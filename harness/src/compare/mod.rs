@@ -1,6 +1,8 @@
 //! Baseline vs candidate: load both sides, pair rows on configuration, and decide a
-//! verdict for each pair from the raw samples. Pure data in, pure data out; printing
-//! lives in [`render`], drawing in `crate::chart`.
+//! verdict for each pair from the raw samples. [`compare`] is pure data in, pure data out;
+//! [`run`] loads the two sides a [`Config`] names (`tessera compare` builds it from its
+//! flags in `cmd::compare`) and compares them. Printing lives in [`render`], drawing in
+//! `crate::chart`.
 
 pub mod load;
 pub mod matching;
@@ -8,7 +10,9 @@ pub mod render;
 pub mod verdict;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
+use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 use crate::results::{BenchRow, Status};
@@ -170,6 +174,34 @@ impl Comparison {
             }
         ))
     }
+}
+
+/// Output format of the comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Md,
+    Json,
+    Csv,
+}
+
+/// A comparison, resolved and validated: both sides as paths (a `baseline:NAME` already
+/// looked up), the criteria, and what to do with the result.
+#[derive(Debug)]
+pub struct Config {
+    pub base: PathBuf,
+    pub new: PathBuf,
+    pub format: Format,
+    pub criteria: Criteria,
+    pub ignore: Vec<String>,
+    pub chart: Option<PathBuf>,
+    pub fail_on_regression: bool,
+}
+
+/// Loads both sides and compares them.
+pub fn run(cfg: &Config) -> Result<Comparison> {
+    let base = load::load_run(&cfg.base).context("loading the baseline")?;
+    let new = load::load_run(&cfg.new).context("loading the candidate")?;
+    Ok(compare(&base, &new, &cfg.criteria, &cfg.ignore))
 }
 
 /// Compares `cand` against `base`. Fields named in `ignore` take no part in matching.

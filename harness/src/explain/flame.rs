@@ -25,6 +25,16 @@ pub fn folded_files(run: &Run, row: &LoadedRow) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The differential flamegraph of `test` in `dir`: `<test>-diff.svg`, every character of
+/// the test name but ASCII letters and digits as `_`.
+pub fn diff_file(dir: &Path, test: &str) -> PathBuf {
+    let name: String = test
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    dir.join(format!("{name}-diff.svg"))
+}
+
 fn read_all(files: &[PathBuf]) -> Result<String> {
     let mut s = String::new();
     for f in files {
@@ -87,5 +97,17 @@ mod tests {
         assert!(svg.contains("pp512: scalar vs avx2"));
         let e = write(&[a], &[], "t", &out).unwrap_err().to_string();
         assert!(e.contains("profile on both sides"), "{e}");
+    }
+
+    #[test]
+    fn diff_file_names_are_file_safe() {
+        assert_eq!(
+            diff_file(Path::new("fg"), "pp512"),
+            Path::new("fg/pp512-diff.svg")
+        );
+        assert_eq!(
+            diff_file(Path::new("fg"), "pp512+tg128 @ d/1"),
+            Path::new("fg/pp512_tg128___d_1-diff.svg")
+        );
     }
 }

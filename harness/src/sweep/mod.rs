@@ -11,6 +11,7 @@
 
 pub mod child;
 pub mod engine;
+pub mod merge;
 mod outcome;
 pub mod plan;
 mod scheduler;
