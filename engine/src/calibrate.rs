@@ -318,9 +318,8 @@ fn measure(
     })
 }
 
-/// Machine, model shape and type, threads, tile and method version, as readable text.
 /// Bytes of the largest cache of CPU 0 (sysfs), or 32 MiB when sysfs does not say.
-pub fn last_level_cache_bytes() -> usize {
+fn last_level_cache_bytes() -> usize {
     (0..8)
         .filter_map(|i| {
             let p = format!("/sys/devices/system/cpu/cpu0/cache/index{i}/size");
@@ -341,6 +340,7 @@ fn parse_cache_size(s: &str) -> Option<usize> {
     num.parse::<usize>().ok()?.checked_mul(mul)
 }
 
+/// Machine, model shape and type, threads, tile and method version, as readable text.
 pub fn cache_key(model: &Model, n_threads: usize, tile: Option<TileConfig>) -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let field = |name: &str| {

@@ -492,7 +492,7 @@ impl<'a> Context<'a> {
             );
             // Each rotated pair: 4 multiplies and 2 adds, read and written in place.
             let pairs = m * (n_head + n_head_kv) * (hp.n_rot / 2);
-            let rope_cost = Cost::new(6 * pairs, 16 * pairs + 2 * self.theta.len());
+            let rope_cost = Cost::new(6 * pairs, 16 * pairs + 4 * self.theta.len());
             timed(k, "rope", "rope_normal", rope_cost, || {
                 for i in 0..m {
                     let pos = pos0 + i;
@@ -513,8 +513,11 @@ impl<'a> Context<'a> {
                 }
             });
             let cache = &mut self.kv[l];
-            let (kv_kernel, kv_elt) = cache.k.kind();
-            let cpy_cost = Cost::new(0, 2 * m * kvw * (4 + kv_elt));
+            let (kv_kernel, k_elt) = cache.k.kind();
+            let (_, v_elt) = cache.v.kind();
+            // Reads the f32 rows and writes them in the cache's types (K and V may differ);
+            // the kernel is named after K's store.
+            let cpy_cost = Cost::new(0, m * kvw * ((4 + k_elt) + (4 + v_elt)));
             timed(k, "cpy", kv_kernel, cpy_cost, || {
                 cache.k.store(pos0 * kvw, &s.k[..m * kvw]);
                 cache.v.store(pos0 * kvw, &s.v[..m * kvw]);
@@ -820,7 +823,10 @@ fn matmul_shared(
         let act_row = match kind {
             ActKind::F32 => 4 * k,
             ActKind::F16 => 2 * k,
-            ActKind::Q8_0 => k / tessera_kernels::quant::QK * 34,
+            ActKind::Q8_0 => {
+                k / tessera_kernels::quant::QK
+                    * std::mem::size_of::<tessera_kernels::quant::BlockQ8_0>()
+            }
         };
         let t0 = timers.then(Instant::now);
         let conv = match kind {
@@ -870,7 +876,7 @@ fn matmul_shared(
                 }
             });
             let wall = t0.map_or(0, elapsed_ns);
-            let busy: Vec<u64> = busy.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+            let busy = busy.map(AtomicU64::into_inner);
             let total: u64 = busy.iter().sum();
             let n_work = work.iter().flatten().count() as u64;
             for ((wm, kern, _), b) in work.iter().flatten().zip(busy) {

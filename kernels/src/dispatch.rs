@@ -266,7 +266,7 @@ pub struct KernelUse {
     pub bytes: u64,
 }
 
-/// Where one op's record line is: returned by [`Kernels::note`] and [`Kernels::matmul`],
+/// Where one op's record line is: returned by [`Kernels::matmul`] and the conversions,
 /// passed back to [`Kernels::charge`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UseId(usize);
@@ -592,13 +592,8 @@ impl Kernels {
         r
     }
 
-    /// Records one call of a non-matmul `op`.
-    pub fn note(&self, op: &'static str, kernel: &'static str, tile: Option<TileConfig>) -> UseId {
-        self.note_as(op, self.isa, kernel, tile)
-    }
-
     /// Records one call of a non-matmul `op` that has already run, with its wall time and
-    /// work (one lock, where [`Kernels::note`] + [`Kernels::charge`] take two).
+    /// work, under one lock.
     pub fn note_charged(
         &self,
         op: &'static str,

@@ -153,6 +153,12 @@ impl<'a> WeightMat<'a> {
             // nothing; SSE2 is part of x86_64.
             unsafe { std::arch::x86_64::_mm_clflush(start.add(off)) };
         }
+        // The flushes are weakly ordered: fence so none is still in flight when the caller
+        // starts its clock. SAFETY: mfence has no operands; SSE2 is part of x86_64.
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            std::arch::x86_64::_mm_mfence()
+        };
         #[cfg(not(target_arch = "x86_64"))]
         let _ = start;
     }

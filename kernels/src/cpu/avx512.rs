@@ -95,6 +95,8 @@ unsafe fn matmul_x16(p: &Packed16, a: &[BlockQ8_0], out: &OutMat, cols: Range<us
             *e = (blk.d.to_f32(), -c * s);
         }
         let (gs, so) = (p.group_stride(), p.scales_offset());
+        // The group `X16_PREFETCH` bytes ahead, whole groups, at least one.
+        let ahead = gs * (X16_PREFETCH / gs).max(1);
         for g in cols.start / 16..cols.end.div_ceil(16) {
             let lanes = cols.start.max(16 * g) - 16 * g..cols.end.min(16 * g + 16) - 16 * g;
             // SAFETY: g < n / 16, so the group's bytes are inside the layout.
@@ -111,8 +113,7 @@ unsafe fn matmul_x16(p: &Packed16, a: &[BlockQ8_0], out: &OutMat, cols: Range<us
                 };
                 let m_valid = tile.min(m - m0);
                 let job = X16Job {
-                    // The group `X16_PREFETCH` bytes ahead, whole groups, at least one.
-                    ahead: gs * (X16_PREFETCH / gs).max(1),
+                    ahead,
                     gp,
                     so,
                     nb,
