@@ -344,16 +344,4 @@ mod tests {
             );
         }
     }
-
-    // Moved from cmd/bisect.rs with the parser it tests.
-    #[test]
-    fn thresholds_are_percentages() {
-        let parse_threshold = |s| parse_threshold(s, Threshold::Effect);
-        assert!((parse_threshold("5%").unwrap() - 0.05).abs() < 1e-12);
-        assert!((parse_threshold(" 2.5 ").unwrap() - 0.025).abs() < 1e-12);
-        for bad in ["0", "-3%", "100%", "fast", "", "NaN"] {
-            let e = parse_threshold(bad).unwrap_err().to_string();
-            assert!(e.starts_with("--threshold:"), "{bad}: {e}");
-        }
-    }
 }

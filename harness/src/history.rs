@@ -500,6 +500,7 @@ pub fn markdown(reports: &[SeriesReport]) -> String {
             .iter()
             .map(|c| {
                 let run = r.points.get(c.index).map(|p| p.run.as_str()).unwrap_or("?");
+                let run = crate::export::md_escape(run);
                 format!(
                     "{:+.1}% at {run} ({:.2} → {:.2}){}",
                     c.change * 100.0,
@@ -516,7 +517,7 @@ pub fn markdown(reports: &[SeriesReport]) -> String {
         };
         s.push_str(&format!(
             "| {} | {} | {latest} | {cps} |\n",
-            r.label,
+            crate::export::md_escape(&r.label),
             r.points.len()
         ));
     }

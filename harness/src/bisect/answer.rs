@@ -5,8 +5,9 @@
 use anyhow::Result;
 
 use super::config::Outcome;
-use super::driver::{Driver, short_str};
+use super::driver::Driver;
 use super::repo::Range;
+use super::report::short;
 use super::report::{BisectResult, Remaining};
 use super::search::{Bisection, max_steps};
 use super::state::{Step, StepKind, Verdict};
@@ -97,8 +98,8 @@ impl Driver<'_> {
                 .iter()
                 .map(|&i| self.repo.info(range.commits[i]))
                 .collect::<Result<_>>()?,
-            good: format!("{} ({})", spec.good, short_str(&self.state.good_commit)),
-            bad: format!("{} ({})", spec.bad, short_str(&self.state.bad_commit)),
+            good: format!("{} ({})", spec.good, short(&self.state.good_commit)),
+            bad: format!("{} ({})", spec.bad, short(&self.state.bad_commit)),
             n_commits: range.commits.len(),
             max_steps: max_steps(range.commits.len()),
             steps: tests.len(),

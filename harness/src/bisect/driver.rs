@@ -77,11 +77,7 @@ fn to_mark(mode: Mode, v: Verdict) -> Mark {
 }
 
 pub(super) fn short(oid: Oid) -> String {
-    short_str(&oid.to_string()).to_string()
-}
-
-pub(super) fn short_str(hash: &str) -> &str {
-    hash.get(..12).unwrap_or(hash)
+    super::report::short(&oid.to_string()).to_string()
 }
 
 /// What the endpoints must be, for endpoint errors.

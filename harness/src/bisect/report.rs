@@ -83,8 +83,10 @@ pub fn fmt_p(p: f64) -> String {
     }
 }
 
-fn short(hash: &str) -> &str {
-    &hash[..hash.len().min(12)]
+/// A commit hash cut to the 12 characters every bisect message and table shows (the
+/// whole text when shorter).
+pub(super) fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
 }
 
 /// The build column: what happened, with the build's time when it ran.

@@ -23,6 +23,7 @@ use git2::Oid;
 use regex::Regex;
 
 use super::repo::Repo;
+use super::report::short;
 
 /// Name of the shared worktree of the `reuse` build cache, inside the cache dir.
 pub const SHARED: &str = "shared";
@@ -230,7 +231,7 @@ impl Worktrees {
                 &target,
             ],
         )
-        .with_context(|| format!("adding a worktree for {}", &target[..12]))?;
+        .with_context(|| format!("adding a worktree for {}", short(&target)))?;
         self.write_patterns(path)?;
         if let Err(e) = self.populate(repo, path, oid) {
             self.remove(path);
@@ -384,10 +385,6 @@ fn marker(path: &Path) -> PathBuf {
     let mut m = path.as_os_str().to_owned();
     m.push(".checkout");
     PathBuf::from(m)
-}
-
-fn short(hash: &str) -> &str {
-    hash.get(..12).unwrap_or(hash)
 }
 
 /// The repository's sparse-checkout file and its text, when its checkout is sparse and the

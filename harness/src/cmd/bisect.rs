@@ -281,7 +281,7 @@ impl Config {
             Some(d) => d.clone(),
             None => default_state_dir(&a.repo)?,
         };
-        let (spec, replay) = if a.resume {
+        let spec = if a.resume {
             let path = State::path(&state_dir);
             if !path.exists() {
                 bail!(
@@ -303,13 +303,13 @@ impl Config {
             if let Some(c) = &a.build_cache {
                 spec.build_cache = c.parse().map_err(|e| anyhow!("--build-cache: {e}"))?;
             }
-            (state.spec, None)
+            state.spec
         } else {
-            (Self::spec_from_args(a, &state_dir)?, None::<State>)
+            Self::spec_from_args(a, &state_dir)?
         };
         let replay = match &a.replay {
             Some(p) => Some(State::load(p).with_context(|| "--replay".to_string())?),
-            None => replay,
+            None => None,
         };
         Self::from_spec(spec, state_dir, a, replay)
     }

@@ -99,9 +99,6 @@ impl Config {
                 TYPES.join(", ")
             );
         }
-        if a.reps == 0 {
-            bail!("-r 0 is not valid; repetitions must be at least 1");
-        }
         let tokens = parse_tokens(&a.tokens)?;
         let threads = a.threads.unwrap_or_else(|| {
             std::thread::available_parallelism()

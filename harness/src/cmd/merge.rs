@@ -47,8 +47,8 @@ pub fn run_cli(a: &Args) -> Result<bool> {
         m.out.display(),
         m.present,
         m.total,
-        if m.missing > 0 {
-            format!(", {} missing", m.missing)
+        if m.missing() > 0 {
+            format!(", {} missing", m.missing())
         } else {
             String::new()
         },
@@ -58,5 +58,5 @@ pub fn run_cli(a: &Args) -> Result<bool> {
             String::new()
         },
     );
-    Ok(m.missing == 0)
+    Ok(m.missing() == 0)
 }

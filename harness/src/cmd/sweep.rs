@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 
 use crate::cli::{BATCH, counts_or, list_or};
-use crate::sweep::{self, Config, Manifest, plan::Plan, plan::Shard};
+use crate::sweep::{self, Config, plan::Plan, plan::Shard};
 
 #[derive(clap::Args, Debug, Default)]
 pub struct Args {
@@ -199,25 +199,7 @@ impl Config {
             } else {
                 a.out_dir.join(r)
             };
-            let m = Manifest::read(&dir)?;
-            let mut plan = m.plan.clone();
-            // Only settings that do not change points may differ on resume.
-            plan.timeout = a.timeout.unwrap_or(plan.timeout);
-            plan.profile |= a.profile;
-            let (engines, counters) = sweep::validate(&plan)?;
-            return Ok(Config {
-                plan,
-                models: m.models,
-                engines,
-                counters,
-                dir,
-                run_id: m.run_id,
-                shard: m.shard,
-                resume: true,
-                csv: a.csv,
-                measure_probe: !a.no_probe,
-                argv,
-            });
+            return Config::resume(&dir, a.timeout, a.profile, a.csv, !a.no_probe, argv);
         }
         let base = match &a.plan {
             Some(p) => Plan::from_toml_file(p)?,

@@ -332,16 +332,12 @@ pub fn roof_use(p: &Part, b: &Breakdown, roofline: Option<&Roofline>) -> Option<
     let threads = b.threads.max(1) as usize;
     let ws = working_set(p, b);
     if p.flop == 0 {
-        // Pure data movement: against the bandwidth of the level its data fits in.
-        let level = roofline.level_for(ws);
-        let bw = if threads <= 1 {
-            level.read_gbps_1
-        } else {
-            level.read_gbps_all
-        };
+        // Pure data movement: against the read rate of its working set at its thread
+        // count, looked up as `Roofline::roof` looks up a bandwidth bound.
+        let level = roofline.level_for_threads(ws, threads);
         return Some(RoofUse {
             achieved: p.bytes as f64 / p.ns,
-            roof: bw,
+            roof: roofline.read_gbps(ws, threads),
             bound: level.name.clone(),
             what: format!("the {} bandwidth", level.name),
         });

@@ -117,7 +117,7 @@ pub fn markdown(
         "Time per token = timed region ÷ tokens processed; \"share of gap\" = the op's Δ ÷ the \
          total Δ (negative: it moved the other way). Roof = the lower of the ISA's measured \
          peak and arithmetic intensity × the bandwidth of the cache level the op's working set \
-         fits in (`tessera probe`).\n\n",
+         fits in (the probe cached in the tessera cache directory).\n\n",
     );
     for n in notes {
         s.push_str(&format!("> {}\n", md_escape(n)));

@@ -71,8 +71,8 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
     })
 }
 
-/// This machine's roofline (cached by `tessera probe`, measured once when absent), if the
-/// rows were measured here: a roof of another machine would say nothing about them.
+/// This machine's roofline (`probe.json` in the cache directory, measured once when absent),
+/// if the rows were measured here: a roof of another machine would say nothing about them.
 pub fn local_roofline(rows_fingerprints: &[&str], notes: &mut Vec<String>) -> Option<Roofline> {
     let dir = crate::cache::cache_dir();
     let desc = crate::probe::describe();

@@ -7,12 +7,11 @@
 //! rows already measured. All four formats carry the same rows; md is for people, the
 //! others for tools.
 //!
-//! Helpers live with the one format that uses them: [`TableColumns`], [`format_size`] and
-//! [`format_params`] are the markdown table's (llama-bench's cell formats), so they sit in
-//! `markdown.rs`, as does [`md_escape`], the one markdown-cell escape every markdown
-//! writer in tessera uses (compare, explain, report, bisect). Reading rows back (CSV
-//! included) is `results`' job, not an exporter's. The paths `crate::export::X` are kept by
-//! the re-exports below.
+//! Helpers live with the one format that uses them: [`TableColumns`] and the cell formats
+//! (`format_size`, `format_params`: llama-bench's) are the markdown table's, so they sit in
+//! `markdown.rs`, as does [`md_escape`], the one markdown-cell escape every markdown writer
+//! in tessera uses (compare, explain, report, bisect). Reading rows back (CSV included) is
+//! `results`' job, not an exporter's.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -27,7 +26,8 @@ mod json;
 mod jsonl;
 mod markdown;
 
-pub use markdown::{MarkdownExporter, TableColumns, format_params, format_size, md_escape};
+use markdown::MarkdownExporter;
+pub use markdown::{TableColumns, md_escape};
 
 /// Writes rows one at a time: `begin`, then `row` per finished measurement, then `end`.
 pub trait Exporter {

@@ -25,10 +25,11 @@ mod charts;
 mod html;
 mod markdown;
 
-pub use blocks::Block;
-pub use charts::{heatmaps, scaling_charts, slug};
-pub use html::{base64, to_html};
-pub use markdown::to_markdown;
+use blocks::Block;
+pub use charts::slug;
+use charts::{heatmaps, scaling_charts};
+use html::to_html;
+use markdown::to_markdown;
 
 use blocks::{
     comparison_table, failures_table, history_blocks, per_op_blocks, results_table, summary,

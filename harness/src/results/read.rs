@@ -1,6 +1,6 @@
-//! The reading policy every results reader shares (JSONL in `jsonl`, CSV in
-//! `export` for now): a row from one JSON object, lenient on purpose (unknown fields are
-//! ignored, since llama.cpp and ik_llama.cpp add different ones, and fields some producers
+//! The reading policy every results reader shares (JSONL in `jsonl`, CSV in `csv`): a row
+//! from one JSON object, lenient on purpose (unknown fields are ignored, since llama.cpp
+//! and ik_llama.cpp add different ones, and fields some producers
 //! omit default, so a llama-bench row deserializes into [`BenchRow`] as it is), a newer
 //! schema refused, and the rows read kept with their line numbers beside the lines skipped.
 

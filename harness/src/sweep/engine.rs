@@ -9,7 +9,7 @@ use std::process::Command;
 use anyhow::{Result, bail};
 use serde_json::Value;
 
-use super::plan::Point;
+use crate::grid::Point;
 use crate::results::BenchRow;
 use tessera_engine::affinity::{self, PinPolicy};
 
@@ -284,7 +284,7 @@ pub fn parse_rows(stdout: &[u8]) -> Result<Vec<BenchRow>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sweep::plan::Test;
+    use crate::grid::Test;
 
     fn point() -> Point {
         Point {

@@ -41,7 +41,6 @@ pub struct Merged {
     /// Points of the plan present in the merged run, of `total`.
     pub present: usize,
     pub total: usize,
-    pub missing: usize,
     /// Rows dropped because an earlier shard already had their point.
     pub duplicates: usize,
     /// The run's summary, as written to summary.md.
@@ -175,10 +174,16 @@ pub fn run(cfg: &Config) -> Result<Merged> {
         out,
         present: first.unit_keys.len() - missing,
         total: first.unit_keys.len(),
-        missing,
         duplicates: dups,
         summary,
     })
+}
+
+impl Merged {
+    /// Points of the plan no shard has.
+    pub fn missing(&self) -> usize {
+        self.total - self.present
+    }
 }
 
 /// Refuses to replace `results` when it holds rows (or unreadable lines) whose points the

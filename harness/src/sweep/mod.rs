@@ -90,6 +90,37 @@ pub struct NewRun<'a> {
 }
 
 impl Config {
+    /// The run in `dir` again, with its own plan and models from the manifest: only the
+    /// settings that do not change points may differ (`timeout` when given, `profile`
+    /// turned on), and the plan is checked again as a new run's is.
+    pub fn resume(
+        dir: &Path,
+        timeout: Option<f64>,
+        profile: bool,
+        csv: bool,
+        measure_probe: bool,
+        argv: Vec<String>,
+    ) -> Result<Config> {
+        let m = Manifest::read(dir)?;
+        let mut plan = m.plan;
+        plan.timeout = timeout.unwrap_or(plan.timeout);
+        plan.profile |= profile;
+        let (engines, counters) = validate(&plan)?;
+        Ok(Config {
+            plan,
+            models: m.models,
+            engines,
+            counters,
+            dir: dir.to_path_buf(),
+            run_id: m.run_id,
+            shard: m.shard,
+            resume: true,
+            csv,
+            measure_probe,
+            argv,
+        })
+    }
+
     /// A new run of `plan`: every axis value checked, the run directory chosen (refused when
     /// it already holds results: that is `--resume`'s job), the models resolved. `tessera
     /// sweep` and `tessera nightly` both start their runs here.

@@ -8,8 +8,7 @@ use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
 use tessera_kernels::{Isa, TileConfig};
 
-use crate::grid::{self, Axis, DEFAULT_BATCH};
-pub use crate::grid::{Point, Test, engine_label};
+use crate::grid::{self, Axis, DEFAULT_BATCH, Point, Test, engine_label};
 use crate::probe::fnv1a;
 
 /// Every axis and setting of a sweep. A TOML plan file has exactly these keys; flags

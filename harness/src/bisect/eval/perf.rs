@@ -12,7 +12,7 @@ use git2::Oid;
 use super::Eval;
 use crate::bisect::build::Built;
 use crate::bisect::classify::classify;
-use crate::bisect::driver::{Driver, old_verdict};
+use crate::bisect::driver::{Driver, new_verdict, old_verdict};
 use crate::bisect::perf::{Direction, Rule, judge};
 use crate::bisect::report::fmt_p;
 use crate::bisect::state::{Mode, PerfMeasure, Verdict};
@@ -47,13 +47,7 @@ impl Driver<'_> {
         self.profile_extra_run(commit, &built.wt)?;
         Ok(Eval {
             verdict: old_verdict(self.cfg.spec.mode),
-            reason: format!("baseline {values:?}"),
-            build: built.note,
-            class: None,
-            perf: None,
-            p_error: None,
-            seconds: 0.0,
-            build_seconds: built.seconds,
+            ..Eval::skip(format!("baseline {values:?}"), &built)
         })
     }
 
@@ -106,34 +100,21 @@ impl Driver<'_> {
             let done = j.changed.is_some() || cand.len() + spec.repeat > spec.max_repeat;
             if done {
                 self.profile_extra_run(commit, &built.wt)?;
-                let verdict = match (j.changed, speedup) {
-                    (None, _) => Verdict::Skip,
-                    (Some(changed), false) => {
-                        if changed {
-                            Verdict::Bad
-                        } else {
-                            Verdict::Good
-                        }
-                    }
-                    (Some(changed), true) => {
-                        if changed {
-                            Verdict::Good
-                        } else {
-                            Verdict::Bad
-                        }
-                    }
+                // A changed commit has the new property (slower in perf mode, faster in
+                // speedup mode); an unchanged one is still like the old endpoint.
+                let verdict = match j.changed {
+                    None => Verdict::Skip,
+                    Some(true) => new_verdict(spec.mode),
+                    Some(false) => old_verdict(spec.mode),
                 };
                 let reason =
                     perf_reason(&j.measure, j.changed, speedup, spec.threshold, cand.len());
                 return Ok(Eval {
                     verdict,
-                    reason,
-                    build: built.note,
-                    class: None,
                     perf: Some(j.measure),
                     p_error: j.p_error,
                     seconds: started.elapsed().as_secs_f64(),
-                    build_seconds: built.seconds,
+                    ..Eval::skip(reason, built)
                 });
             }
             eprintln!(
